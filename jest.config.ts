@@ -1,0 +1,18 @@
+/** @jest-config-loader esbuild-register */
+import type { Config } from 'jest';
+
+const config: Config = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  roots: ['<rootDir>/__tests__'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    // Jest runs tests as CommonJS in a VM where a real `import()` needs an experimental flag;
+    // compiling `import()` (used by the generated Prisma client) to `require` avoids it.
+    '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', moduleResolution: 'node10' } }],
+  },
+  collectCoverageFrom: ['src/**/*.ts', '!src/store/generated/**', '!src/main.ts'],
+  testTimeout: 20_000,
+};
+
+export default config;
