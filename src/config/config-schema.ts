@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+const seconds = z.number().positive();
+
+/** The shape of the TOML settings after the overlays; unknown keys are rejected to catch typos. */
+export const configSchema = z.strictObject({
+  server: z.strictObject({
+    port: z.coerce.number().int().min(0).max(65535),
+    host: z.string().min(1),
+    body_limit: z.union([
+      z.number().int().positive(),
+      z.string().regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)$/i, 'expected a size such as "1mb" or "512kb"'),
+    ]),
+  }),
+  database: z.strictObject({
+    url: z.string().startsWith('file:', 'expected a SQLite URL such as "file:./data/chat.db"'),
+  }),
+  chat: z.strictObject({
+    max_conversation_pairs: z.number().int().min(0),
+    default_system_prompt: z.string(),
+  }),
+  openai: z.strictObject({
+    model: z.string().min(1),
+    temperature: z.number().min(0).max(2),
+    max_retries: z.number().int().min(0).max(10),
+    request_timeout_seconds: seconds,
+    api_version: z.string().min(1),
+  }),
+  streaming: z.strictObject({
+    upstream_idle_timeout_seconds: seconds,
+  }),
+  simulator: z.strictObject({
+    delay_ms: z.number().int().min(0).max(10_000),
+  }),
+  logging: z.strictObject({
+    level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+    log_content: z.boolean(),
+  }),
+});
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import TOML from '@iarna/toml';
+import type { z } from 'zod';
+import { ConfigError } from './config-error';
+import { configSchema, type Config } from './config-schema';
+
+export type Environment = Record<string, string | undefined>;
+
+/** Where each environment variable lands in the settings; the environment wins over files. */
+const ENVIRONMENT_OVERRIDES: ReadonlyArray<[variable: string, key: string]> = [
+  ['PORT', 'server.port'],
+  ['HOST', 'server.host'],
+  ['DATABASE_URL', 'database.url'],
+  ['LOG_LEVEL', 'logging.level'],
+  ['OPENAI_MODEL', 'openai.model'],
+  ['AZURE_OPENAI_DEPLOYMENT_NAME', 'openai.model'],
+  ['AZURE_OPENAI_API_VERSION', 'openai.api_version'],
+];
+
+/** Settings the TOML files do not carry: they come from the environment or these defaults. */
+const BUILT_IN_DEFAULTS = {
+  server: { port: 3000, host: '0.0.0.0' },
+  database: { url: 'file:./data/chat.db' },
+};
+
+type Tree = Record<string, unknown>;
+
+/**
+ * Reads `defaultsPath`, overlays the TOML file at `CONFIG_PATH` (if set), then the environment,
+ * and validates the result.
+ * @throws ConfigError naming the file or key at fault.
+ */
+export function loadConfig(defaultsPath: string, environment: Environment): Config {
+  let tree = mergeTrees(BUILT_IN_DEFAULTS, readToml(defaultsPath));
+  const overlayPath = environment.CONFIG_PATH?.trim();
+  if (overlayPath) tree = mergeTrees(tree, readToml(path.resolve(overlayPath)));
+  for (const [variable, key] of ENVIRONMENT_OVERRIDES) {
+    const value = environment[variable]?.trim();
+    if (value) setKey(tree, key, value);
+  }
+  const parsed = configSchema.safeParse(tree);
+  if (!parsed.success) throw new ConfigError(`Invalid configuration:\n${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+function readToml(file: string): Tree {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`Cannot read config file ${file}: ${(error as Error).message}`);
+  }
+  try {
+    return TOML.parse(text) as Tree;
+  } catch (error) {
+    throw new ConfigError(`Config file ${file} is not valid TOML: ${(error as Error).message}`);
+  }
+}
+
+function mergeTrees(base: Tree, overlay: Tree): Tree {
+  const merged: Tree = { ...base };
+  for (const [key, value] of Object.entries(overlay)) {
+    const current = merged[key];
+    merged[key] = isTree(current) && isTree(value) ? mergeTrees(current, value) : value;
+  }
+  return merged;
+}
+
+function isTree(value: unknown): value is Tree {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+function setKey(tree: Tree, dottedKey: string, value: string): void {
+  const [section, key] = dottedKey.split('.') as [string, string];
+  const current = tree[section];
+  tree[section] = { ...(isTree(current) ? current : {}), [key]: value };
+}
+
+function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const key = issue.path.join('.') || '(root)';
+      return `  - ${key}: ${issue.message}`;
+    })
+    .join('\n');
+}
