@@ -1,0 +1,44 @@
+import path from 'node:path';
+import type { Express } from 'express';
+import type { Logger } from 'pino';
+import { ChatService } from './chat/chat-service';
+import type { ChatStore, LlmProvider } from './chat/ports';
+import type { Config } from './config/config-schema';
+import type { ProviderSettings } from './config/resolve-provider';
+import { createApp } from './http/create-app';
+import { createProvider } from './llm/create-provider';
+import { openSqliteStore } from './store/open-sqlite-store';
+
+export interface Service {
+  app: Express;
+  chat: ChatService;
+  store: ChatStore;
+  provider: LlmProvider;
+  appliedMigrations: string[];
+}
+
+/** The project's root folder, where `config/` and `prisma/migrations/` live (from src/ or dist/). */
+export const PROJECT_ROOT = path.resolve(__dirname, '..');
+
+/**
+ * Wires the real dependencies: the SQLite store (migrated), the model provider, the chat service
+ * and the HTTP app. Used by `main.ts` and by tests, so both run the same wiring.
+ */
+export async function buildService(options: { config: Config; providerSettings: ProviderSettings; logger: Logger }): Promise<Service> {
+  const { config, providerSettings, logger } = options;
+  const { store, appliedMigrations } = await openSqliteStore({
+    databaseUrl: config.database.url,
+    migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
+  });
+  const provider = createProvider(providerSettings, config);
+  const chat = new ChatService({
+    store,
+    provider,
+    maxConversationPairs: config.chat.max_conversation_pairs,
+    defaultSystemPrompt: config.chat.default_system_prompt,
+    idleTimeoutMs: config.streaming.upstream_idle_timeout_seconds * 1000,
+    logContent: config.logging.log_content,
+  });
+  const app = createApp({ config, logger, chat, store, provider });
+  return { app, chat, store, provider, appliedMigrations };
+}

@@ -1,0 +1,60 @@
+import type { Response } from 'express';
+import type { Generation } from '../chat/generation';
+import type { StreamEntry } from '../chat/ui-message-part';
+
+/** Headers of every UI message stream response. */
+export const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  // no-transform keeps proxies from compressing or buffering the stream.
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+  'x-vercel-ai-ui-message-stream': 'v1',
+} as const;
+
+/**
+ * One SSE frame. JSON.stringify escapes CR and LF, so a part can never break out of its
+ * `data:` line, whatever text the model sent.
+ */
+export function formatFrame(entry: StreamEntry): string {
+  const data = entry.part.type === 'done' ? '[DONE]' : JSON.stringify(entry.part);
+  return `id: ${entry.id}\ndata: ${data}\n\n`;
+}
+
+/**
+ * Sends `generation`'s parts after `lastEventId` to `response`, then follows it live until it
+ * ends. Writes wait for 'drain', so a slow client holds back only its own copy of the stream.
+ * A response that closes early unsubscribes; the generation decides what that means.
+ */
+export function streamGeneration(generation: Generation, response: Response, lastEventId = 0): void {
+  response.writeHead(200, SSE_HEADERS);
+  response.flushHeaders();
+  let cursor = lastEventId;
+  let waitingForDrain = false;
+
+  const pump = () => {
+    if (waitingForDrain || response.writableEnded || response.destroyed) return;
+    const entries = generation.entriesAfter(cursor);
+    if (entries.length > 0) {
+      let chunk = '';
+      for (const entry of entries) chunk += formatFrame(entry);
+      cursor = entries[entries.length - 1]!.id;
+      if (!response.write(chunk)) {
+        waitingForDrain = true;
+        response.once('drain', () => {
+          waitingForDrain = false;
+          pump();
+        });
+        return;
+      }
+    }
+    if (generation.isEnded) {
+      unsubscribe();
+      response.end();
+    }
+  };
+
+  const unsubscribe = generation.subscribe(pump);
+  response.on('close', unsubscribe);
+  if (response.destroyed) unsubscribe();
+  else pump();
+}

@@ -1,0 +1,54 @@
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import path from 'node:path';
+import { buildService, PROJECT_ROOT } from './build-service';
+import { ConfigError } from './config/config-error';
+import { loadConfig } from './config/load-config';
+import { resolveProvider } from './config/resolve-provider';
+import { createLogger } from './logging/create-logger';
+
+/** The only module that reads the environment and listens. */
+async function main(): Promise<void> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  const environment = process.env;
+  const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), environment);
+  const providerSettings = resolveProvider(config, environment);
+  const logger = createLogger(config.logging.level);
+  if (providerSettings.kind === 'simulator') {
+    logger.warn(
+      'No model provider is configured: replies come from the built-in SIMULATOR. ' +
+        'Set AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT_NAME (or OPENAI_API_KEY) to use a real model.',
+    );
+  }
+
+  const { app, chat, store, provider, appliedMigrations } = await buildService({ config, providerSettings, logger });
+  if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
+
+  const server = createServer(app);
+  server.listen(config.server.port, config.server.host, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.server.port;
+    logger.info({ host: config.server.host, port, provider: provider.name, model: provider.model }, 'listening');
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    server.close();
+    await chat.shutdown();
+    server.closeAllConnections();
+    await store.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  const detail = error instanceof ConfigError ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error);
+  process.stderr.write(`Cannot start: ${detail}\n`);
+  process.exit(1);
+});
