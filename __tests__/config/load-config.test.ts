@@ -1,0 +1,230 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../../src/build-service';
+import { ConfigError } from '../../src/config/config-error';
+import type { Config } from '../../src/config/config-schema';
+import { loadConfig, type Environment } from '../../src/config/load-config';
+
+const DEFAULTS_PATH = path.join(PROJECT_ROOT, 'config', 'default.toml');
+
+/** config/default.toml plus the built-in server and database defaults. */
+const DEFAULT_CONFIG: Config = {
+  server: { port: 3000, host: '0.0.0.0', body_limit: '1mb' },
+  database: { url: 'file:./data/chat.db' },
+  chat: { max_conversation_pairs: 50, default_system_prompt: 'You are a helpful assistant.' },
+  openai: { model: 'gpt-4o', temperature: 0.7, max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21' },
+  streaming: { upstream_idle_timeout_seconds: 60 },
+  simulator: { delay_ms: 25 },
+  logging: { level: 'info', log_content: false },
+};
+
+let directory: string;
+let fileCount = 0;
+
+beforeAll(() => {
+  directory = mkdtempSync(path.join(tmpdir(), 'load-config-test-'));
+});
+
+afterAll(() => {
+  rmSync(directory, { recursive: true, force: true });
+});
+
+/** Writes `toml` to a fresh file in the temp folder and returns its path. */
+function writeOverlay(toml: string): string {
+  fileCount += 1;
+  const file = path.join(directory, `overlay-${fileCount}.toml`);
+  writeFileSync(file, toml);
+  return file;
+}
+
+/** The ConfigError `run` throws; fails the test if it throws anything else or nothing. */
+function configErrorOf(run: () => unknown): ConfigError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError, but nothing was thrown');
+}
+
+describe('loadConfig', () => {
+  test('with no overlay and no environment, returns every default', () => {
+    expect(loadConfig(DEFAULTS_PATH, {})).toEqual(DEFAULT_CONFIG);
+  });
+
+  test('ignores variables that are empty or only whitespace', () => {
+    const environment: Environment = { PORT: '', HOST: '  ', DATABASE_URL: '', LOG_LEVEL: ' ', OPENAI_MODEL: '', CONFIG_PATH: ' ' };
+    expect(loadConfig(DEFAULTS_PATH, environment)).toEqual(DEFAULT_CONFIG);
+  });
+
+  test('a CONFIG_PATH file overlays only the keys it sets', () => {
+    const overlay = writeOverlay('[chat]\nmax_conversation_pairs = 2\n\n[openai]\ntemperature = 0\n');
+    expect(loadConfig(DEFAULTS_PATH, { CONFIG_PATH: overlay })).toEqual({
+      ...DEFAULT_CONFIG,
+      chat: { ...DEFAULT_CONFIG.chat, max_conversation_pairs: 2 },
+      openai: { ...DEFAULT_CONFIG.openai, temperature: 0 },
+    });
+  });
+
+  test('a CONFIG_PATH file may set the built-in server and database settings', () => {
+    const overlay = writeOverlay('[server]\nport = 8080\n\n[database]\nurl = "file:/var/lib/chat.db"\n');
+    expect(loadConfig(DEFAULTS_PATH, { CONFIG_PATH: overlay })).toEqual({
+      ...DEFAULT_CONFIG,
+      server: { ...DEFAULT_CONFIG.server, port: 8080 },
+      database: { url: 'file:/var/lib/chat.db' },
+    });
+  });
+
+  test('environment overrides win over the CONFIG_PATH file', () => {
+    const overlay = writeOverlay(
+      [
+        '[server]',
+        'port = 8080',
+        'host = "10.0.0.1"',
+        '[database]',
+        'url = "file:./from-file.db"',
+        '[logging]',
+        'level = "warn"',
+        '[openai]',
+        'model = "model-from-file"',
+        'api_version = "2024-06-01"',
+      ].join('\n'),
+    );
+    const environment: Environment = {
+      CONFIG_PATH: overlay,
+      PORT: '4000',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'file:/tmp/from-environment.db',
+      LOG_LEVEL: 'debug',
+      OPENAI_MODEL: 'llama3.2',
+      AZURE_OPENAI_API_VERSION: '2025-01-01-preview',
+    };
+    expect(loadConfig(DEFAULTS_PATH, environment)).toEqual({
+      ...DEFAULT_CONFIG,
+      server: { port: 4000, host: '127.0.0.1', body_limit: '1mb' },
+      database: { url: 'file:/tmp/from-environment.db' },
+      openai: { ...DEFAULT_CONFIG.openai, model: 'llama3.2', api_version: '2025-01-01-preview' },
+      logging: { level: 'debug', log_content: false },
+    });
+  });
+
+  test('trims the values of environment overrides', () => {
+    const config = loadConfig(DEFAULTS_PATH, { PORT: ' 4000 ', HOST: ' 127.0.0.1\n', OPENAI_MODEL: '\tgpt-4o-mini ' });
+    expect(config.server).toEqual({ port: 4000, host: '127.0.0.1', body_limit: '1mb' });
+    expect(config.openai.model).toBe('gpt-4o-mini');
+  });
+
+  test('AZURE_OPENAI_DEPLOYMENT_NAME wins over OPENAI_MODEL', () => {
+    const config = loadConfig(DEFAULTS_PATH, { OPENAI_MODEL: 'gpt-4o', AZURE_OPENAI_DEPLOYMENT_NAME: 'my-deployment' });
+    expect(config.openai.model).toBe('my-deployment');
+  });
+
+  test('does not carry one call\'s overrides into the next', () => {
+    loadConfig(DEFAULTS_PATH, { DATABASE_URL: 'file:/tmp/first.db', PORT: '4000' });
+    expect(loadConfig(DEFAULTS_PATH, {})).toEqual(DEFAULT_CONFIG);
+  });
+
+  test.each<[description: string, toml: string, environment: Environment, message: string]>([
+    [
+      'a negative pair count',
+      '[chat]\nmax_conversation_pairs = -1',
+      {},
+      '  - chat.max_conversation_pairs: Too small: expected number to be >=0',
+    ],
+    ['a temperature above 2', '[openai]\ntemperature = 3', {}, '  - openai.temperature: Too big: expected number to be <=2'],
+    [
+      'a temperature that is not a number',
+      '[openai]\ntemperature = "hot"',
+      {},
+      '  - openai.temperature: Invalid input: expected number, received string',
+    ],
+    [
+      'an unknown log level',
+      '[logging]\nlevel = "loud"',
+      {},
+      '  - logging.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"|"silent"',
+    ],
+    [
+      'a body limit that is not a size',
+      '[server]\nbody_limit = "lots"',
+      {},
+      '  - server.body_limit: expected a size such as "1mb" or "512kb"',
+    ],
+    ['an unknown key (a typo)', '[chat]\nmax_pairs = 3', {}, '  - chat: Unrecognized key: "max_pairs"'],
+    ['an unknown section', '[chats]\nmax_conversation_pairs = 3', {}, '  - (root): Unrecognized key: "chats"'],
+    ['PORT that is not a number', '', { PORT: 'abc' }, '  - server.port: Invalid input: expected number, received NaN'],
+    ['PORT above 65535', '', { PORT: '70000' }, '  - server.port: Too big: expected number to be <=65535'],
+    ['PORT that is not an integer', '', { PORT: '8080.5' }, '  - server.port: Invalid input: expected int, received number'],
+    ['LOG_LEVEL in capitals', '', { LOG_LEVEL: 'DEBUG' }, '  - logging.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"|"silent"'],
+    [
+      'DATABASE_URL that is not SQLite',
+      '',
+      { DATABASE_URL: 'postgres://x' },
+      '  - database.url: expected a SQLite URL such as "file:./data/chat.db"',
+    ],
+  ])('rejects %s, naming the key', (_description, toml, environment, message) => {
+    const error = configErrorOf(() => loadConfig(DEFAULTS_PATH, { ...environment, CONFIG_PATH: writeOverlay(toml) }));
+    expect(error.name).toBe('ConfigError');
+    expect(error.message).toBe(`Invalid configuration:\n${message}`);
+  });
+
+  test('lists every invalid key at once', () => {
+    const overlay = writeOverlay('[openai]\ntemperature = 3\nmax_retries = 11\n');
+    const error = configErrorOf(() => loadConfig(DEFAULTS_PATH, { CONFIG_PATH: overlay, PORT: 'abc' }));
+    expect(error.message.split('\n')).toEqual([
+      'Invalid configuration:',
+      '  - server.port: Invalid input: expected number, received NaN',
+      '  - openai.temperature: Too big: expected number to be <=2',
+      '  - openai.max_retries: Too big: expected number to be <=10',
+    ]);
+  });
+
+  // Environment variables are decimal numbers by convention; `z.coerce.number()` (Number()) also
+  // accepts hexadecimal and exponent forms, so a mistyped PORT silently picks another port.
+  test.failing.each([
+    ['0x10', 16],
+    ['1e3', 1000],
+  ])('rejects PORT=%s, which Number() reads as %d (known bug: lenient coercion)', (port) => {
+    expect(() => loadConfig(DEFAULTS_PATH, { PORT: port })).toThrow(ConfigError);
+  });
+
+  test.each<[description: string, name: string, prepare: (file: string) => void, message: (file: string) => string]>([
+    [
+      'a missing file',
+      'missing.toml',
+      () => undefined,
+      (file) => `Cannot read config file ${file}: ENOENT: no such file or directory, open '${file}'`,
+    ],
+    [
+      'a folder',
+      'a-folder.toml',
+      (file) => mkdirSync(file),
+      (file) => `Cannot read config file ${file}: EISDIR: illegal operation on a directory, read`,
+    ],
+  ])('rejects %s as CONFIG_PATH, naming the file', (_description, name, prepare, message) => {
+    const file = path.join(directory, name);
+    prepare(file);
+    const error = configErrorOf(() => loadConfig(DEFAULTS_PATH, { CONFIG_PATH: file }));
+    expect(error.message).toBe(message(file));
+  });
+
+  test('rejects a CONFIG_PATH file that is not valid TOML, naming the file', () => {
+    const overlay = writeOverlay('[chat\nmax_conversation_pairs = 2\n');
+    const error = configErrorOf(() => loadConfig(DEFAULTS_PATH, { CONFIG_PATH: overlay }));
+    expect(error.message.startsWith(`Config file ${overlay} is not valid TOML: `)).toBe(true);
+  });
+
+  test('rejects a defaults file that cannot be read, naming it', () => {
+    const missing = path.join(directory, 'no-defaults.toml');
+    const error = configErrorOf(() => loadConfig(missing, {}));
+    expect(error.message).toBe(`Cannot read config file ${missing}: ENOENT: no such file or directory, open '${missing}'`);
+  });
+
+  test('resolves a relative CONFIG_PATH from the working directory', () => {
+    const overlay = writeOverlay('[simulator]\ndelay_ms = 0\n');
+    const config = loadConfig(DEFAULTS_PATH, { CONFIG_PATH: path.relative(process.cwd(), overlay) });
+    expect(config.simulator).toEqual({ delay_ms: 0 });
+  });
+});

@@ -1,0 +1,228 @@
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import { PROJECT_ROOT } from '../src/build-service';
+
+const MAIN_PATH = path.join(PROJECT_ROOT, 'src', 'main.ts');
+// `--import tsx` resolves tsx from the working directory, which here is a temp folder with no
+// node_modules: pass the loader's own file URL instead.
+const TSX_LOADER = pathToFileURL(require.resolve('tsx', { paths: [PROJECT_ROOT] })).href;
+
+/** Variables the service reads; none may leak in from the environment running the tests. */
+const SERVICE_VARIABLES = ['NODE_ENV', 'PORT', 'HOST', 'DATABASE_URL', 'CONFIG_PATH', 'LOG_LEVEL'];
+
+const SIMULATOR_WARNING =
+  'No model provider is configured: replies come from the built-in SIMULATOR. ' +
+  'Set AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT_NAME (or OPENAI_API_KEY) to use a real model.';
+
+interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+interface ServerProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  /** Every JSON line written to stdout so far. */
+  logs: LogLine[];
+  stderr(): string;
+  /** The first log line matching `predicate`; rejects if the process ends first or after `timeoutMs`. */
+  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
+  /** How the process ended; rejects if it is still running after `timeoutMs`. */
+  waitForExit(timeoutMs?: number): Promise<Exit>;
+}
+
+/** A copy of the environment without anything that configures the service, plus `overrides`. */
+function serviceEnvironment(overrides: Record<string, string>): NodeJS.ProcessEnv {
+  const environment = { ...process.env };
+  for (const name of Object.keys(environment)) {
+    if (/^(AZURE_|OPENAI_)/.test(name) || SERVICE_VARIABLES.includes(name)) delete environment[name];
+  }
+  return { ...environment, ...overrides };
+}
+
+function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`)), timeoutMs);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+const running: ServerProcess[] = [];
+
+function startServer(cwd: string, environment: NodeJS.ProcessEnv): ServerProcess {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN_PATH], { cwd, env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: LogLine[] = [];
+  const events = new EventEmitter();
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    const lines = stdout.split('\n');
+    stdout = lines.pop()!;
+    for (const text of lines.filter(Boolean)) {
+      const line = JSON.parse(text) as LogLine;
+      logs.push(line);
+      events.emit('log', line);
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  // 'close', not 'exit': by then stdout and stderr have been read to the end.
+  const closed = new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
+  const details = () => `\nstdout: ${JSON.stringify(logs)}\nstderr: ${stderr}`;
+
+  const server: ServerProcess = {
+    child,
+    logs,
+    stderr: () => stderr,
+    waitForLog(predicate, timeoutMs = 15_000) {
+      const found = new Promise<LogLine>((resolve, reject) => {
+        const earlier = logs.find(predicate);
+        if (earlier) return resolve(earlier);
+        const onLog = (line: LogLine) => {
+          if (!predicate(line)) return;
+          events.off('log', onLog);
+          resolve(line);
+        };
+        events.on('log', onLog);
+        void closed.then(() => reject(new Error(`the server exited before the expected log line${details()}`)));
+      });
+      return withDeadline(found, timeoutMs, () => `a log line${details()}`);
+    },
+    waitForExit(timeoutMs = 10_000) {
+      return withDeadline(closed, timeoutMs, () => `the server to exit${details()}`);
+    },
+  };
+  running.push(server);
+  return server;
+}
+
+async function getJson(url: string): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(url);
+  return { status: response.status, body: await response.json() };
+}
+
+describe('main (the server process)', () => {
+  let directory: string;
+
+  beforeEach(() => {
+    directory = mkdtempSync(path.join(tmpdir(), 'main-test-'));
+  });
+
+  afterEach(async () => {
+    for (const server of running.splice(0)) {
+      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+      await server.waitForExit();
+    }
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  test('refuses to start in production without credentials, naming the variables to set', async () => {
+    const databasePath = path.join(directory, 'data', 'chat.db');
+    const server = startServer(
+      directory,
+      serviceEnvironment({ NODE_ENV: 'production', PORT: '0', HOST: '127.0.0.1', DATABASE_URL: `file:${databasePath}` }),
+    );
+
+    expect(await server.waitForExit(10_000)).toEqual({ code: 1, signal: null });
+    expect(server.stderr()).toContain(
+      'Cannot start: No model provider is configured. Set AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT and ' +
+        'AZURE_OPENAI_DEPLOYMENT_NAME (Azure OpenAI), or OPENAI_API_KEY and optionally ' +
+        'OPENAI_BASE_URL (OpenAI or a compatible server).\n',
+    );
+    expect(server.logs).toEqual([]);
+    expect(existsSync(databasePath)).toBe(false);
+  }, 30_000);
+
+  test('refuses to start with an invalid CONFIG_PATH file, naming the key', async () => {
+    const configPath = path.join(directory, 'local.toml');
+    writeFileSync(configPath, '[openai]\ntemperature = 9\n');
+    const server = startServer(
+      directory,
+      serviceEnvironment({
+        CONFIG_PATH: configPath,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        DATABASE_URL: `file:${path.join(directory, 'data', 'chat.db')}`,
+      }),
+    );
+
+    expect(await server.waitForExit(10_000)).toEqual({ code: 1, signal: null });
+    expect(server.stderr()).toContain(
+      'Cannot start: Invalid configuration:\n  - openai.temperature: Too big: expected number to be <=2\n',
+    );
+    expect(server.logs).toEqual([]);
+  }, 30_000);
+
+  test('without credentials, serves the simulator, creates the database and stops cleanly on SIGTERM', async () => {
+    const databasePath = path.join(directory, 'nested', 'data', 'chat.db');
+    const server = startServer(
+      directory,
+      serviceEnvironment({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: `file:${databasePath}` }),
+    );
+
+    const listening = await server.waitForLog((line) => line.msg === 'listening');
+    expect(listening).toMatchObject({ level: 30, host: '127.0.0.1', provider: 'simulator', model: 'simulator' });
+    const port = listening.port as number;
+    expect(Number.isInteger(port) && port > 0).toBe(true);
+    expect(server.logs[0]).toMatchObject({ level: 40, msg: SIMULATOR_WARNING });
+
+    expect(await getJson(`http://127.0.0.1:${port}/healthz`)).toEqual({
+      status: 200,
+      body: { status: 'ok', provider: 'simulator', model: 'simulator', simulated: true, uptimeSeconds: expect.any(Number) },
+    });
+    expect(await getJson(`http://127.0.0.1:${port}/readyz`)).toEqual({ status: 200, body: { status: 'ready' } });
+    expect(existsSync(databasePath)).toBe(true);
+
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+    const messages = server.logs.map((line) => line.msg);
+    expect(messages.slice(0, 3)).toEqual([SIMULATOR_WARNING, 'database migrated', 'listening']);
+    // Compared unordered on purpose: main.ts calls process.exit() right after logging 'stopped',
+    // and pino's default asynchronous stdout destination then writes 'stopped' synchronously
+    // while 'shutting down' is still queued, so about one run in five prints them swapped.
+    expect(messages.slice(3).sort()).toEqual(['shutting down', 'stopped']);
+    expect(server.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ level: 30, signal: 'SIGTERM' });
+  }, 30_000);
+
+  test('reads .env from its working directory, and the environment wins over it', async () => {
+    writeFileSync(
+      path.join(directory, '.env'),
+      [
+        'PORT=0',
+        'HOST=127.0.0.1',
+        'DATABASE_URL=file:./from-dotenv/chat.db',
+        'OPENAI_BASE_URL=http://127.0.0.1:9/v1',
+        'OPENAI_MODEL=model-from-dotenv',
+        '',
+      ].join('\n'),
+    );
+    const server = startServer(directory, serviceEnvironment({ OPENAI_MODEL: 'model-from-environment' }));
+
+    const listening = await server.waitForLog((line) => line.msg === 'listening');
+    expect(listening).toMatchObject({ level: 30, host: '127.0.0.1', provider: 'openai', model: 'model-from-environment' });
+    expect(server.logs.filter((line) => line.level >= 40)).toEqual([]);
+
+    expect(await getJson(`http://127.0.0.1:${listening.port as number}/healthz`)).toEqual({
+      status: 200,
+      body: { status: 'ok', provider: 'openai', model: 'model-from-environment', simulated: false, uptimeSeconds: expect.any(Number) },
+    });
+    // A relative DATABASE_URL starts at the working directory.
+    expect(existsSync(path.join(directory, 'from-dotenv', 'chat.db'))).toBe(true);
+
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+  }, 30_000);
+});
