@@ -5,7 +5,12 @@ const seconds = z.number().positive();
 /** The shape of the TOML settings after the overlays; unknown keys are rejected to catch typos. */
 export const configSchema = z.strictObject({
   server: z.strictObject({
-    port: z.coerce.number().int().min(0).max(65535),
+    // Environment values arrive as text: only plain decimal digits count as a port.
+    port: z.preprocess(
+      (value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value),
+      z.number({ error: (issue) => (issue.code === 'invalid_type' ? 'expected a port number' : undefined) })
+        .int('expected a port number').min(0).max(65535),
+    ),
     host: z.string().min(1),
     body_limit: z.union([
       z.number().int().positive(),

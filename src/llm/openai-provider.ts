@@ -1,4 +1,5 @@
 import OpenAI, { AzureOpenAI } from 'openai';
+import { AppError } from '../errors/app-error';
 import type { FinishReason, LlmEvent, LlmProvider, LlmRequest } from '../chat/ports';
 import type { ProviderSettings } from '../config/resolve-provider';
 import { chunkSchema } from './chunk-schema';
@@ -26,7 +27,8 @@ const FINISH_REASONS: Record<string, FinishReason> = {
  */
 export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvider {
   const { settings } = options;
-  const common = { apiKey: settings.apiKey, maxRetries: options.maxRetries, timeout: options.requestTimeoutMs };
+  // The SDK's own per-attempt timeout stays above our deadline, so ours always decides.
+  const common = { apiKey: settings.apiKey, maxRetries: options.maxRetries, timeout: options.requestTimeoutMs + 1000 };
   let client: OpenAI;
   let model: string;
   if (settings.kind === 'azure') {
@@ -43,6 +45,10 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     name: settings.kind === 'azure' ? 'azure-openai' : 'openai',
     model,
     async openStream(request: LlmRequest) {
+      // One deadline for the upstream to start answering, retries included. It is ours rather
+      // than the SDK's per-attempt timeout so that it can be disarmed once the stream is open.
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(), options.requestTimeoutMs);
       let stream;
       try {
         stream = await client.chat.completions.create(
@@ -53,10 +59,15 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
             stream: true,
             stream_options: { include_usage: true },
           },
-          { signal: request.signal },
+          { signal: AbortSignal.any([request.signal, deadline.signal]) },
         );
       } catch (error) {
+        if (deadline.signal.aborted && !request.signal.aborted) {
+          throw new AppError('upstream_timeout', 'The model provider did not answer in time.', { cause: error });
+        }
         throw mapUpstreamError(error);
+      } finally {
+        clearTimeout(timer);
       }
       return readEvents(stream, request.signal);
     },

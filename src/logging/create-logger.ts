@@ -20,6 +20,7 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     },
-    destination,
+    // Synchronous by default so that no line is lost or reordered when the process exits.
+    destination ?? pino.destination({ dest: 1, sync: true }),
   );
 }

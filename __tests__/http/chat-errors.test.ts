@@ -1,0 +1,248 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getPath, postChat, userTurn } from '../support/chat-client';
+import { azureErrors, startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
+import { parseParts } from '../support/sse';
+import { startTestService, type TestService } from '../support/test-service';
+
+let upstream: FakeUpstream;
+let service: TestService;
+
+beforeAll(async () => {
+  upstream = await startFakeUpstream();
+  // No SDK retries here unless a test asks for them: each scripted failure is seen once.
+  service = await startTestService({ upstream, configToml: '[openai]\nmax_retries = 0\n[server]\nbody_limit = "64kb"\n' });
+});
+
+afterAll(async () => {
+  await service.close();
+  await upstream.close();
+});
+
+function rowCounts() {
+  const [counts] = service.query<{ chats: number; messages: number }>(
+    'SELECT (SELECT COUNT(*) FROM Chat) AS chats, (SELECT COUNT(*) FROM Message) AS messages',
+  );
+  return counts!;
+}
+
+function repliesOf(chatId: string) {
+  return service.query<{ role: string; content: string; status: string; finishReason: string | null }>(
+    'SELECT role, content, status, finishReason FROM Message WHERE chatId = ? ORDER BY seq',
+    chatId,
+  );
+}
+
+describe('bad input', () => {
+  const chatId = '0b8d5c3e-1f2a-4b6c-9d7e-8f9a0b1c2d3e';
+  const user = { role: 'user', content: 'Hi' };
+
+  test.each<[string, number, string, unknown, Record<string, string>]>([
+    ['malformed JSON', 400, 'invalid_json', '{"chatId": ', {}],
+    ['a JSON string', 400, 'invalid_json', '"hello"', {}],
+    ['a JSON array', 400, 'invalid_request', '[]', {}],
+    ['no chatId', 400, 'invalid_request', { messages: [user] }, {}],
+    ['a chatId that is not a UUID', 400, 'invalid_request', { chatId: 'chat-1', messages: [user] }, {}],
+    ['no messages', 400, 'invalid_request', { chatId }, {}],
+    ['an empty messages array', 400, 'invalid_request', { chatId, messages: [] }, {}],
+    ['only a system message', 400, 'invalid_request', { chatId, messages: [{ role: 'system', content: 'Be brief.' }] }, {}],
+    ['an unknown role', 400, 'invalid_request', { chatId, messages: [{ role: 'tool', content: 'x' }] }, {}],
+    ['content that is not a string', 400, 'invalid_request', { chatId, messages: [{ role: 'user', content: 42 }] }, {}],
+    ['empty content', 400, 'invalid_request', { chatId, messages: [{ role: 'user', content: '' }] }, {}],
+    ['an unknown message field', 400, 'invalid_request', { chatId, messages: [{ ...user, name: 'x' }] }, {}],
+    ['a body over the limit', 413, 'payload_too_large', { chatId, messages: [{ role: 'user', content: 'x'.repeat(70_000) }] }, {}],
+    ['a form body', 415, 'unsupported_media_type', 'chatId=x', { 'content-type': 'application/x-www-form-urlencoded' }],
+    ['a text body', 415, 'unsupported_media_type', 'hello', { 'content-type': 'text/plain' }],
+    ['an unknown charset', 415, 'unsupported_media_type', '{}', { 'content-type': 'application/json; charset=klingon' }],
+  ])('%s gets %d %s, and nothing is stored or sent upstream', async (_name, status, code, body, headers) => {
+    const before = { rows: rowCounts(), upstream: upstream.requests.length };
+    const exchange = await postChat(service.url, body, headers);
+    expect(exchange.status).toBe(status);
+    expect(exchange.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    const answer = exchange.json();
+    expect(answer.error.code).toBe(code);
+    expect(typeof answer.error.message).toBe('string');
+    expect(exchange.text).not.toMatch(/at .+\.(ts|js):\d+/); // no stack trace
+    expect(rowCounts()).toEqual(before.rows);
+    expect(upstream.requests.length).toBe(before.upstream);
+  });
+
+  test('invalid fields are listed with their paths', async () => {
+    const exchange = await postChat(service.url, { chatId: 'nope', messages: [{ role: 'bot', content: 'x' }] });
+    expect(exchange.json()).toEqual({
+      error: {
+        code: 'invalid_request',
+        message: 'Invalid chat request.',
+        details: [
+          { path: 'chatId', message: 'chatId must be a UUID' },
+          { path: 'messages.0.role', message: 'Invalid option: expected one of "system"|"user"|"assistant"' },
+        ],
+      },
+    });
+  });
+
+  test.each<[string, number, string, string, string]>([
+    ['an unknown route', 404, 'not_found', 'GET', '/nope'],
+    ['an unknown API route', 404, 'not_found', 'POST', '/api/chats'],
+    ['GET on the chat route', 405, 'method_not_allowed', 'GET', '/api/chat'],
+    ['the history of an unknown chat', 404, 'chat_not_found', 'GET', `/api/chats/${randomUUID()}/messages`],
+    ['the history of a malformed chat id', 400, 'invalid_request', 'GET', '/api/chats/abc/messages'],
+  ])('%s gets %d %s as JSON', async (_name, status, code, method, path) => {
+    const response = await fetch(`${service.url}${path}`, { method });
+    expect(response.status).toBe(status);
+    expect(response.headers.get('content-type')).toBe('application/json; charset=utf-8');
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe(code);
+  });
+
+  test('405 names the allowed method', async () => {
+    const response = await fetch(`${service.url}/api/chat`);
+    expect(response.headers.get('allow')).toBe('POST');
+  });
+});
+
+describe('upstream failures before the stream', () => {
+  test.each<[string, number, string, () => ReturnType<typeof azureErrors.serverError>]>([
+    ['a 500', 502, 'upstream_error', () => azureErrors.serverError(500)],
+    ['a 503', 502, 'upstream_error', () => azureErrors.serverError(503)],
+    ['a context overflow', 400, 'context_length_exceeded', () => azureErrors.contextLengthExceeded()],
+    ['a content filter refusal', 400, 'content_filtered', () => azureErrors.contentFilter()],
+    ['a rejected key', 502, 'upstream_error', () => azureErrors.unauthorized()],
+    ['an unknown deployment', 502, 'upstream_error', () => azureErrors.deploymentNotFound()],
+  ])('%s answers %d %s; the question is kept and the reply marked failed', async (_name, status, code, script) => {
+    const chatId = randomUUID();
+    upstream.enqueue(script());
+    const exchange = await postChat(service.url, userTurn(chatId, 'Question'));
+    expect(exchange.status).toBe(status);
+    expect(exchange.json().error.code).toBe(code);
+    expect(repliesOf(chatId)).toEqual([
+      { role: 'user', content: 'Question', status: 'completed', finishReason: null },
+      { role: 'assistant', content: '', status: 'failed', finishReason: 'error' },
+    ]);
+  });
+
+  test('a rate limit answers 429 and passes Retry-After on', async () => {
+    upstream.enqueue(azureErrors.rateLimited(7, 7000));
+    const exchange = await postChat(service.url, userTurn(randomUUID(), 'Question'));
+    expect(exchange.status).toBe(429);
+    expect(exchange.headers.get('retry-after')).toBe('7');
+    expect(exchange.json().error.code).toBe('upstream_rate_limited');
+  });
+
+  test('a failed turn is left out of the next context', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue(azureErrors.serverError(500));
+    await postChat(service.url, userTurn(chatId, 'Lost question'));
+    upstream.enqueue({ kind: 'stream', content: ['Answer'] });
+    await postChat(service.url, userTurn(chatId, 'New question'));
+    expect(upstream.requests.at(-1)!.body.messages.slice(1)).toEqual([{ role: 'user', content: 'New question' }]);
+  });
+
+  test('an unreachable upstream answers 502', async () => {
+    const closed = await startFakeUpstream();
+    await closed.close();
+    const unreachable = await startTestService({ upstream: closed, configToml: '[openai]\nmax_retries = 0\n' });
+    try {
+      const exchange = await postChat(unreachable.url, userTurn(randomUUID(), 'Hello?'));
+      expect(exchange.status).toBe(502);
+      expect(exchange.json()).toEqual({ error: { code: 'upstream_error', message: 'Could not reach the model provider.' } });
+    } finally {
+      await unreachable.close();
+    }
+  });
+
+  test('an upstream that never answers times out with 504', async () => {
+    const silent: Server = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const waiting = await startTestService({
+      environment: { AZURE_OPENAI_API_KEY: 'k', AZURE_OPENAI_ENDPOINT: url, AZURE_OPENAI_DEPLOYMENT_NAME: 'd' },
+      configToml: '[openai]\nmax_retries = 0\nrequest_timeout_seconds = 0.3\n',
+    });
+    try {
+      const chatId = randomUUID();
+      const exchange = await postChat(waiting.url, userTurn(chatId, 'Hello?'));
+      expect(exchange.status).toBe(504);
+      expect(exchange.json().error.code).toBe('upstream_timeout');
+    } finally {
+      await waiting.close();
+      silent.closeAllConnections();
+      silent.close();
+    }
+  });
+});
+
+describe('upstream retries before the first token', () => {
+  test('a 429 once, then success: the reply arrives', async () => {
+    const retrying = await startTestService({ upstream, configToml: '[openai]\nmax_retries = 2\n' });
+    try {
+      const before = upstream.requests.length;
+      upstream.enqueue(azureErrors.rateLimited(1, 20), { kind: 'stream', content: ['After ', 'retry'] });
+      const chatId = randomUUID();
+      const exchange = await postChat(retrying.url, userTurn(chatId, 'Hi'));
+      expect(exchange.status).toBe(200);
+      expect(parseParts(exchange.text).filter((part) => part.type === 'text-delta').map((part) => part.delta)).toEqual(['After ', 'retry']);
+      expect(upstream.requests.length - before).toBe(2);
+      expect(upstream.requests.at(-1)!.body).toEqual(upstream.requests.at(-2)!.body);
+      expect(retrying.query('SELECT content, status FROM Message WHERE role = ?', 'assistant')).toEqual([{ content: 'After retry', status: 'completed' }]);
+    } finally {
+      await retrying.close();
+    }
+  });
+});
+
+describe('upstream failures mid-stream', () => {
+  test('a connection reset sends an error part, ends the response and keeps the partial reply as failed', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Partial ', 'reply'], ending: 'reset', cutAfter: 1 });
+    const exchange = await postChat(service.url, userTurn(chatId, 'Hi'));
+    expect(exchange.status).toBe(200);
+    const [reply] = service.query<{ id: string }>("SELECT id FROM Message WHERE chatId = ? AND role = 'assistant'", chatId);
+    expect(exchange.text).toBe(
+      `id: 1\ndata: {"type":"start","messageId":"${reply!.id}"}\n\n` +
+        'id: 2\ndata: {"type":"text-start","id":"text-0"}\n\n' +
+        'id: 3\ndata: {"type":"text-delta","id":"text-0","delta":"Partial "}\n\n' +
+        'id: 4\ndata: {"type":"text-end","id":"text-0"}\n\n' +
+        `id: 5\ndata: {"type":"error","errorText":"The model provider's response broke off."}\n\n` +
+        'id: 6\ndata: [DONE]\n\n',
+    );
+    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Partial ', status: 'failed', finishReason: 'error' });
+  });
+
+  test('a stream that ends without a finish frame is a failure, not a completed reply', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Cut', ' short'], ending: 'end-without-done', cutAfter: 1 });
+    const exchange = await postChat(service.url, userTurn(chatId, 'Hi'));
+    expect(parseParts(exchange.text).slice(-1)).toEqual([{ type: 'error', errorText: 'The model provider ended the stream early.' }]);
+    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Cut', status: 'failed', finishReason: 'error' });
+  });
+
+  test('a silent upstream is aborted after the idle timeout', async () => {
+    const impatient = await startTestService({ upstream, configToml: '[streaming]\nupstream_idle_timeout_seconds = 0.3\n' });
+    try {
+      const chatId = randomUUID();
+      upstream.enqueue({ kind: 'stream', content: ['Thinking', '...'], ending: 'stall', cutAfter: 1 });
+      const started = Date.now();
+      const exchange = await postChat(impatient.url, userTurn(chatId, 'Hi'));
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(parseParts(exchange.text).slice(-2)).toEqual([
+        { type: 'text-end', id: 'text-0' },
+        { type: 'error', errorText: 'The model provider stopped sending.' },
+      ]);
+      await upstream.clientGone(upstream.requests.length - 1);
+      expect(impatient.query('SELECT content, status FROM Message WHERE role = ?', 'assistant')).toEqual([{ content: 'Thinking', status: 'failed' }]);
+    } finally {
+      await impatient.close();
+    }
+  });
+
+  test('finish reasons other than stop are passed on', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Long'], finishReason: 'length' });
+    const exchange = await postChat(service.url, userTurn(chatId, 'Hi'));
+    expect(parseParts(exchange.text).at(-1)).toMatchObject({ type: 'finish', finishReason: 'length' });
+    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Long', status: 'completed', finishReason: 'length' });
+    const history = (await getPath(service.url, `/api/chats/${chatId}/messages`)).json();
+    expect(history.messages[1].finishReason).toBe('length');
+  });
+});
