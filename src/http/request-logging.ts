@@ -19,6 +19,8 @@ export function requestLogging(logger: Logger) {
       response.setHeader('x-request-id', id);
       return id;
     },
+    // Every line of a request carries `requestId`; only the closing line carries the whole request.
+    quietReqLogger: true,
     customAttributeKeys: { reqId: 'requestId' },
     customLogLevel(_request, response, error) {
       if (error || response.statusCode >= 500) return 'error';

@@ -78,7 +78,8 @@ export class PrismaChatStore implements ChatStore {
   }
 
   async ping() {
-    await this.prisma.$queryRawUnsafe('SELECT 1');
+    // Reads a real table, so a missing or broken schema counts as not ready.
+    await this.prisma.chat.findFirst({ select: { id: true } });
   }
 
   async close() {

@@ -1,0 +1,162 @@
+import { randomUUID } from 'node:crypto';
+import { eventually, getPath, postChat, userTurn } from '../support/chat-client';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
+import { startTestService, type TestService } from '../support/test-service';
+
+let upstream: FakeUpstream;
+let service: TestService;
+
+beforeEach(async () => {
+  upstream = await startFakeUpstream();
+  service = await startTestService({ upstream });
+});
+
+afterEach(async () => {
+  await service.close();
+  await upstream.close();
+});
+
+/** Starts a turn and returns once the first text delta has arrived, with a way to hang up. */
+async function openStream(chatId: string) {
+  const controller = new AbortController();
+  const response = await fetch(`${service.url}/api/chat`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(userTurn(chatId, 'Tell me a long story')),
+    signal: controller.signal,
+  });
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  while (!text.includes('"text-delta"')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`stream ended early: ${text}`);
+    text += decoder.decode(value, { stream: true });
+  }
+  return { response, reader, text, hangUp: () => controller.abort() };
+}
+
+describe('client disconnect', () => {
+  test('stops the upstream within a second and keeps the partial reply as interrupted', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Once ', 'upon ', 'a time'], ending: 'stall', cutAfter: 1 });
+    const stream = await openStream(chatId);
+    expect(stream.response.status).toBe(200);
+
+    const hungUpAt = Date.now();
+    stream.hangUp();
+    const upstreamClosedAt = await upstream.clientGone(0);
+    expect(upstreamClosedAt - hungUpAt).toBeLessThan(1000);
+
+    const reply = await eventually(() => {
+      const [row] = service.query<{ content: string; status: string }>(
+        "SELECT content, status FROM Message WHERE chatId = ? AND role = 'assistant' AND status != 'streaming'",
+        chatId,
+      );
+      return row;
+    });
+    expect(reply).toEqual({ content: 'Once ', status: 'interrupted' });
+  });
+});
+
+describe('one turn at a time per chat', () => {
+  test('a second turn while the first streams gets 409 and stores nothing', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Busy'], ending: 'stall', cutAfter: 1 });
+    const first = await openStream(chatId);
+    const rowsBefore = service.query('SELECT id FROM Message');
+
+    const second = await postChat(service.url, userTurn(chatId, 'Me too'));
+
+    expect(second.status).toBe(409);
+    expect(second.json().error.code).toBe('generation_in_progress');
+    expect(service.query('SELECT id FROM Message')).toEqual(rowsBefore);
+    expect(upstream.requests).toHaveLength(1);
+    first.hangUp();
+  });
+
+  test('other chats are not blocked', async () => {
+    upstream.enqueue({ kind: 'stream', content: ['Busy'], ending: 'stall', cutAfter: 1 });
+    const first = await openStream(randomUUID());
+    const other = await postChat(service.url, userTurn(randomUUID(), 'Hello'));
+    expect(other.status).toBe(200);
+    first.hangUp();
+  });
+});
+
+describe('health', () => {
+  test('/healthz names the provider and /readyz checks the database', async () => {
+    expect((await getPath(service.url, '/healthz')).json()).toMatchObject({
+      status: 'ok',
+      provider: 'azure-openai',
+      model: upstream.deployment,
+      simulated: false,
+    });
+    expect((await getPath(service.url, '/readyz')).json()).toEqual({ status: 'ready' });
+
+    service.execute('DROP TABLE Message');
+    service.execute('DROP TABLE Chat');
+    const notReady = await getPath(service.url, '/readyz');
+    expect(notReady.status).toBe(503);
+    expect(notReady.json()).toEqual({ error: { code: 'service_unavailable', message: 'The database is not reachable.' } });
+  });
+});
+
+describe('logging', () => {
+  test('every line of a request carries its X-Request-Id, which is echoed', async () => {
+    const exchange = await postChat(service.url, userTurn(randomUUID(), 'Hi'), { 'x-request-id': 'trace-42' });
+    expect(exchange.headers.get('x-request-id')).toBe('trace-42');
+    const lines = service.logs.map((line) => JSON.parse(line)).filter((line) => line.requestId === 'trace-42');
+    expect(lines.map((line) => line.msg)).toEqual(expect.arrayContaining(['upstream context', 'reply ended', 'request completed']));
+  });
+
+  test('a missing or unusable X-Request-Id is replaced by a fresh one', async () => {
+    const exchange = await postChat(service.url, userTurn(randomUUID(), 'Hi'), { 'x-request-id': 'bad id\twith junk' });
+    expect(exchange.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test('logs hold no message content, keys or authorization headers by default', async () => {
+    await postChat(service.url, userTurn(randomUUID(), 'my secret question', 'secret system prompt'), {
+      authorization: 'Bearer client-token-123',
+      'api-key': 'client-key-456',
+    });
+    const text = service.logs.join('\n');
+    expect(text).toContain('upstream context');
+    for (const secret of ['my secret question', 'secret system prompt', 'Hello world', 'client-token-123', 'client-key-456', upstream.apiKey]) {
+      expect(text).not.toContain(secret);
+    }
+  });
+
+  test('log_content logs the context at debug', async () => {
+    const verbose = await startTestService({ upstream, configToml: '[logging]\nlog_content = true\n' });
+    try {
+      await postChat(verbose.url, userTurn(randomUUID(), 'visible question'));
+      const context = verbose.logs.map((line) => JSON.parse(line)).find((line) => line.msg === 'upstream context');
+      expect(context.level).toBe(20);
+      expect(context.context.messages).toEqual([
+        { role: 'system', length: 28, content: 'You are a helpful assistant.' },
+        { role: 'user', length: 16, content: 'visible question' },
+      ]);
+    } finally {
+      await verbose.close();
+    }
+  });
+});
+
+describe('shutdown', () => {
+  test('a running reply is persisted as interrupted and new turns are refused', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Half'], ending: 'stall', cutAfter: 1 });
+    const stream = await openStream(chatId);
+    await service.chat.shutdown();
+    let rest = '';
+    for (let chunk = await stream.reader.read(); !chunk.done; chunk = await stream.reader.read()) {
+      rest += new TextDecoder().decode(chunk.value);
+    }
+    expect(rest).toMatch(/data: \{"type":"text-end","id":"text-0"\}\n\nid: \d+\ndata: \{"type":"abort","reason":"shutdown"\}\n\nid: \d+\ndata: \[DONE\]\n\n$/);
+    expect(service.query("SELECT content, status FROM Message WHERE role = 'assistant'")).toEqual([{ content: 'Half', status: 'interrupted' }]);
+    const refused = await postChat(service.url, userTurn(randomUUID(), 'Hi'));
+    expect(refused.status).toBe(503);
+    expect(refused.json().error.code).toBe('service_unavailable');
+  });
+});
