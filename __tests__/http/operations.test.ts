@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { eventually, getPath, postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
+import { rebuildText } from '../support/sse';
 import { startTestService, type TestService } from '../support/test-service';
 
 let upstream: FakeUpstream;
@@ -56,6 +57,24 @@ describe('client disconnect', () => {
       return row;
     });
     expect(reply).toEqual({ content: 'Once ', status: 'interrupted' });
+  });
+});
+
+describe('backpressure', () => {
+  test('a reader that pauses still gets every byte of a large reply, in order', async () => {
+    const chatId = randomUUID();
+    // About 3 MB: far more than the socket buffers hold while the reader is paused.
+    const content = Array.from({ length: 600 }, (_, index) => `${String(index).padStart(4, '0')}:${'é✓ '.repeat(1200)}\n`);
+    upstream.enqueue({ kind: 'stream', content });
+    const response = await fetch(`${service.url}/api/chat`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(userTurn(chatId, 'Write a lot')),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const text = await response.text();
+    expect(rebuildText(text)).toBe(content.join(''));
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
   });
 });
 
