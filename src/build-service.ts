@@ -30,14 +30,19 @@ export async function buildService(options: { config: Config; providerSettings: 
     databaseUrl: config.database.url,
     migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
   });
+  // One process owns a SQLite file: a reply still `streaming` now was cut off by a crash.
+  const abandonedReplies = await store.interruptAbandonedReplies();
+  if (abandonedReplies > 0) logger.warn({ abandonedReplies }, 'replies cut off by the last stop marked interrupted');
   const provider = createProvider(providerSettings, config);
   const chat = new ChatService({
     store,
     provider,
     maxConversationPairs: config.chat.max_conversation_pairs,
     defaultSystemPrompt: config.chat.default_system_prompt,
-    idleTimeoutMs: config.streaming.upstream_idle_timeout_seconds * 1000,
     logContent: config.logging.log_content,
+    idleTimeoutMs: config.streaming.upstream_idle_timeout_seconds * 1000,
+    resumeGraceMs: config.streaming.resume_grace_seconds * 1000,
+    checkpointIntervalMs: config.streaming.checkpoint_interval_seconds * 1000,
   });
   const app = createApp({ config, logger, chat, store, provider });
   return { app, chat, store, provider, appliedMigrations };

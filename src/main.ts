@@ -36,8 +36,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    // No new connections; open streams get the grace period to finish, then are stopped.
     server.close();
-    await chat.shutdown();
+    await chat.shutdown(config.streaming.shutdown_grace_seconds * 1000);
     server.closeAllConnections();
     await store.close();
     logger.info('stopped');

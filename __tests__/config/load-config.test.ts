@@ -14,7 +14,13 @@ const DEFAULT_CONFIG: Config = {
   database: { url: 'file:./data/chat.db' },
   chat: { max_conversation_pairs: 50, default_system_prompt: 'You are a helpful assistant.' },
   openai: { model: 'gpt-4o', temperature: 0.7, max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21' },
-  streaming: { upstream_idle_timeout_seconds: 60 },
+  streaming: {
+    resume_grace_seconds: 15,
+    shutdown_grace_seconds: 10,
+    heartbeat_seconds: 15,
+    upstream_idle_timeout_seconds: 60,
+    checkpoint_interval_seconds: 1,
+  },
   simulator: { delay_ms: 25 },
   logging: { level: 'info', log_content: false },
 };

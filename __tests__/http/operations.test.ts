@@ -38,7 +38,9 @@ async function openStream(chatId: string) {
 }
 
 describe('client disconnect', () => {
-  test('stops the upstream within a second and keeps the partial reply as interrupted', async () => {
+  test('with no resume grace, stops the upstream within a second and keeps the partial reply as interrupted', async () => {
+    await service.close();
+    service = await startTestService({ upstream, configToml: '[streaming]\nresume_grace_seconds = 0\n' });
     const chatId = randomUUID();
     upstream.enqueue({ kind: 'stream', content: ['Once ', 'upon ', 'a time'], ending: 'stall', cutAfter: 1 });
     const stream = await openStream(chatId);

@@ -4,15 +4,17 @@ import { abortCauseOf } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
 import { historyWindow, selectRecentPairs } from './build-context';
 import { Generation } from './generation';
-import type { ChatMessage, ChatStore, LlmProvider, StoredMessage } from './ports';
+import type { ChatMessage, ChatStore, LlmEvent, LlmProvider, MessageStatus, StoredMessage } from './ports';
 
 export interface ChatServiceOptions {
   store: ChatStore;
   provider: LlmProvider;
   maxConversationPairs: number;
   defaultSystemPrompt: string;
-  idleTimeoutMs: number;
   logContent: boolean;
+  idleTimeoutMs: number;
+  resumeGraceMs: number;
+  checkpointIntervalMs: number;
 }
 
 export interface TurnRequest {
@@ -22,9 +24,8 @@ export interface TurnRequest {
 
 /** Runs chat turns: builds each turn's context, persists it, and keeps its generation. */
 export class ChatService {
+  /** The generation of each chat from the start of a turn until its reply is stored: one at a time. */
   private readonly generations = new Map<string, Generation>();
-  /** Chats between the start of a turn and the end of its reply: one turn at a time per chat. */
-  private readonly busyChats = new Set<string>();
   private accepting = true;
 
   constructor(private readonly options: ChatServiceOptions) {}
@@ -37,19 +38,33 @@ export class ChatService {
   async startTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
     const { chatId } = request;
     if (!this.accepting) throw new AppError('service_unavailable', 'The service is shutting down.');
-    if (this.busyChats.has(chatId)) {
+    if (this.generations.has(chatId)) {
       throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
     }
-    this.busyChats.add(chatId);
+    const messageId = randomUUID();
+    const generation = new Generation({
+      chatId,
+      messageId,
+      store: this.options.store,
+      log: log.child({ messageId }),
+      idleTimeoutMs: this.options.idleTimeoutMs,
+      graceMs: this.options.resumeGraceMs,
+      checkpointIntervalMs: this.options.checkpointIntervalMs,
+    });
+    // Claimed before the first await, so that a concurrent turn on this chat sees it.
+    this.generations.set(chatId, generation);
     try {
-      return await this.openGeneration(request, clientSignal, log);
+      const events = await this.openTurn(request, generation, clientSignal, log);
+      void generation.run(events).finally(() => this.generations.delete(chatId));
+      return generation;
     } catch (error) {
-      this.busyChats.delete(chatId);
+      this.generations.delete(chatId);
+      if (!generation.isEnded) generation.endUnstarted('failed');
       throw error;
     }
   }
 
-  private async openGeneration(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
+  private async openTurn(request: TurnRequest, generation: Generation, clientSignal: AbortSignal, log: Logger): Promise<AsyncIterable<LlmEvent>> {
     const { store, provider } = this.options;
     const { chatId } = request;
     // The latest system message of the request becomes the chat's prompt.
@@ -63,41 +78,39 @@ export class ChatService {
       ...newMessages,
     ];
     this.logContext(context, log);
+    await store.beginTurn({ chatId, systemPrompt, messages: newMessages, assistantMessageId: generation.messageId });
 
-    const messageId = randomUUID();
-    await store.beginTurn({ chatId, systemPrompt, messages: newMessages, assistantMessageId: messageId });
-    const generation = new Generation({
-      chatId,
-      messageId,
-      store,
-      log: log.child({ messageId }),
-      idleTimeoutMs: this.options.idleTimeoutMs,
-      // A reply nobody is reading any more is not worth paying for.
-      onAbandoned: (abandoned) => abandoned.abort('client_disconnected'),
-    });
+    // Until the stream opens no response is attached, so a client leaving stops the turn.
     const giveUp = () => generation.abort('client_disconnected');
     clientSignal.addEventListener('abort', giveUp, { once: true });
-    let events;
     try {
-      events = await provider.openStream({ messages: context, signal: generation.signal });
+      return await provider.openStream({ messages: context, signal: generation.signal });
     } catch (error) {
-      const interrupted = abortCauseOf(generation.signal) !== undefined;
-      await store.finishReply(messageId, {
-        content: '',
-        status: interrupted ? 'interrupted' : 'failed',
-        finishReason: interrupted ? null : 'error',
-        usage: null,
-      });
+      // Stopped on purpose while opening: `run` records why, with no events.
+      if (abortCauseOf(generation.signal)) return noEvents();
+      await store.finishReply(generation.messageId, { content: '', status: 'failed', finishReason: 'error', usage: null });
       throw error;
     } finally {
       clientSignal.removeEventListener('abort', giveUp);
     }
-    this.generations.set(messageId, generation);
-    void generation.run(events).finally(() => {
-      this.generations.delete(messageId);
-      this.busyChats.delete(chatId);
-    });
-    return generation;
+  }
+
+  /** The chat's running generation, if its parts are flowing. */
+  activeGeneration(chatId: string): Generation | undefined {
+    const generation = this.generations.get(chatId);
+    return generation?.isStarted ? generation : undefined;
+  }
+
+  /**
+   * Stops the chat's generation and waits until its partial reply is stored.
+   * @returns the reply's id and final status, or undefined when nothing was generating.
+   */
+  async cancel(chatId: string): Promise<{ messageId: string; status: MessageStatus } | undefined> {
+    const generation = this.generations.get(chatId);
+    if (!generation || generation.isEnded) return undefined;
+    generation.abort('cancelled');
+    await generation.finished;
+    return { messageId: generation.messageId, status: generation.status };
   }
 
   /** The chat's messages, oldest first. @throws AppError chat_not_found */
@@ -107,12 +120,19 @@ export class ChatService {
     return messages;
   }
 
-  /** Refuses new turns, aborts the running ones and waits until they are persisted. */
-  async shutdown(): Promise<void> {
+  /**
+   * Refuses new turns, gives the running ones `graceMs` to finish, then stops the rest
+   * (stored as interrupted). Resolves when every reply is stored.
+   */
+  async shutdown(graceMs = 0): Promise<void> {
     this.accepting = false;
-    const running = [...this.generations.values()];
-    for (const generation of running) generation.abort('shutdown');
-    await Promise.all(running.map((generation) => generation.finished));
+    const running = [...this.generations.values()].map((generation) => generation.finished);
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
+    await Promise.race([Promise.all(running), graceOver]);
+    clearTimeout(timer);
+    for (const generation of this.generations.values()) generation.abort('shutdown');
+    await Promise.all([...this.generations.values()].map((generation) => generation.finished));
   }
 
   private logContext(context: ChatMessage[], log: Logger): void {
@@ -125,3 +145,5 @@ export class ChatService {
     log.debug({ context: { count: context.length, messages } }, 'upstream context');
   }
 }
+
+async function* noEvents(): AsyncGenerator<LlmEvent> {}

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import { GenerationAbort, abortCauseOf, type AbortCause } from '../errors/abort-reasons';
 import { AppError, toAppError } from '../errors/app-error';
-import type { ChatStore, FinishReason, LlmEvent, MessageStatus, Usage } from './ports';
+import { MemoryPartLog, type PartLog } from './part-log';
+import type { ChatStore, FinalStatus, FinishReason, LlmEvent, MessageStatus, Usage } from './ports';
 import type { StreamEntry, UiMessagePart } from './ui-message-part';
 
 const TEXT_PART_ID = 'text-0';
@@ -13,26 +14,46 @@ export interface GenerationOptions {
   log: Logger;
   /** No upstream event for this long fails the reply. */
   idleTimeoutMs: number;
-  /** Called when the last subscriber leaves before the reply ended. */
-  onAbandoned: (generation: Generation) => void;
+  /** How long the reply goes on with no reader before it is stopped (0: at once). */
+  graceMs: number;
+  /** How often the partial text is saved. */
+  checkpointIntervalMs: number;
 }
+
+interface Outcome {
+  status: FinalStatus;
+  error?: AppError;
+}
+
+/** What each abort cause makes of a reply that had not finished. */
+const STATUS_BY_ABORT: Record<AbortCause, FinalStatus> = {
+  cancelled: 'cancelled',
+  client_disconnected: 'interrupted',
+  shutdown: 'interrupted',
+  upstream_idle_timeout: 'failed',
+};
 
 /**
  * One assistant reply being generated. It outlives any single HTTP response: responses
- * subscribe to it and read its parts (kept in order, with ids) at their own pace.
+ * subscribe to it and read its parts at their own pace, and may leave and come back.
  */
 export class Generation {
   readonly chatId: string;
   readonly messageId: string;
   status: MessageStatus = 'streaming';
-  /** Resolves once the reply is persisted and the last part is appended. */
+  /** Resolves once the reply is persisted and its last part appended. */
   readonly finished: Promise<void>;
 
-  private readonly entries: StreamEntry[] = [];
+  private readonly parts: PartLog = new MemoryPartLog();
   private readonly listeners = new Set<() => void>();
   private readonly controller = new AbortController();
   private resolveFinished!: () => void;
+  private started = false;
   private ended = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private content = '';
+  private savedLength = 0;
+  private pendingCheckpoint: Promise<void> | undefined;
 
   constructor(private readonly options: GenerationOptions) {
     this.chatId = options.chatId;
@@ -40,9 +61,14 @@ export class Generation {
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
   }
 
-  /** Aborts the upstream request; `run` then ends the reply according to `cause`. */
+  /** Aborts the upstream request; `run` then ends the reply according to the cause. */
   get signal(): AbortSignal {
     return this.controller.signal;
+  }
+
+  /** True once parts flow: a response can attach. */
+  get isStarted(): boolean {
+    return this.started && !this.ended;
   }
 
   get isEnded(): boolean {
@@ -53,37 +79,52 @@ export class Generation {
     if (!this.controller.signal.aborted) this.controller.abort(new GenerationAbort(cause));
   }
 
-  /** Parts with an id above `lastId`, in order. */
   entriesAfter(lastId: number): StreamEntry[] {
-    return this.entries.slice(Math.max(0, lastId));
-  }
-
-  /** Calls `listener` after each new part; the returned function unsubscribes. */
-  subscribe(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => {
-      if (!this.listeners.delete(listener)) return;
-      if (this.listeners.size === 0 && !this.ended) this.options.onAbandoned(this);
-    };
+    return this.parts.after(lastId);
   }
 
   /**
-   * Streams `events` into parts until the upstream ends, fails, goes idle or is aborted, then
-   * persists the reply and appends the closing parts. Never throws.
+   * Calls `listener` after each new part; the returned function unsubscribes. When the last
+   * subscriber leaves, the reply goes on for the grace period, waiting for one to come back.
+   */
+  subscribe(listener: () => void): () => void {
+    this.listeners.add(listener);
+    clearTimeout(this.graceTimer);
+    return () => {
+      if (!this.listeners.delete(listener) || this.listeners.size > 0 || this.ended) return;
+      if (this.options.graceMs === 0) {
+        this.abort('client_disconnected');
+      } else {
+        this.graceTimer = setTimeout(() => this.abort('client_disconnected'), this.options.graceMs);
+      }
+    };
+  }
+
+  /** For a generation whose upstream request failed before streaming: nothing to run. */
+  endUnstarted(status: FinalStatus): void {
+    this.status = status;
+    this.ended = true;
+    this.resolveFinished();
+  }
+
+  /**
+   * Streams `events` into parts until the upstream ends, fails, goes idle or is aborted, saving
+   * checkpoints on the way, then persists the reply and appends the closing parts. Never throws.
    */
   async run(events: AsyncIterable<LlmEvent>): Promise<void> {
+    this.started = true;
     this.append({ type: 'start', messageId: this.messageId });
     this.append({ type: 'text-start', id: TEXT_PART_ID });
-    let content = '';
     let finishReason: FinishReason | null = null;
     let usage: Usage | null = null;
     let failure: AppError | null = null;
-    const idle = new IdleTimer(this.options.idleTimeoutMs, () => this.abort('upstream_idle_timeout'));
+    const idleTimer = setTimeout(() => this.abort('upstream_idle_timeout'), this.options.idleTimeoutMs);
+    const checkpointTimer = setInterval(() => this.checkpoint(), this.options.checkpointIntervalMs);
     try {
       for await (const event of events) {
-        idle.reset();
+        idleTimer.refresh();
         if (event.type === 'text') {
-          content += event.text;
+          this.content += event.text;
           this.append({ type: 'text-delta', id: TEXT_PART_ID, delta: event.text });
         } else if (event.type === 'finish') {
           finishReason = event.finishReason;
@@ -95,36 +136,50 @@ export class Generation {
     } catch (error) {
       failure = toAppError(error);
     } finally {
-      idle.stop();
+      clearTimeout(idleTimer);
+      clearInterval(checkpointTimer);
+      clearTimeout(this.graceTimer);
     }
     const outcome = this.decideOutcome(finishReason, failure);
-    await this.persist(content, outcome, finishReason, usage);
+    await this.persist(outcome, finishReason, usage);
     this.end(outcome, finishReason, usage);
   }
 
-  private decideOutcome(finishReason: FinishReason | null, failure: AppError | null): { status: Exclude<MessageStatus, 'streaming'>; error?: AppError } {
+  private decideOutcome(finishReason: FinishReason | null, failure: AppError | null): Outcome {
     // A finish frame means the model's reply is whole, whatever happened to the stream after it.
     if (finishReason) return { status: 'completed' };
     const cause = abortCauseOf(this.signal);
     if (cause === 'upstream_idle_timeout') {
       return { status: 'failed', error: new AppError('upstream_timeout', 'The model provider stopped sending.') };
     }
-    if (cause) return { status: 'interrupted' };
+    if (cause) return { status: STATUS_BY_ABORT[cause] };
     if (failure) return { status: 'failed', error: failure };
     return { status: 'failed', error: new AppError('upstream_error', 'The model provider ended the stream early.') };
   }
 
-  private async persist(
-    content: string,
-    outcome: { status: Exclude<MessageStatus, 'streaming'>; error?: AppError },
-    finishReason: FinishReason | null,
-    usage: Usage | null,
-  ): Promise<void> {
-    const { log } = this.options;
+  /** Saves the text so far unless nothing changed or a save is still running. */
+  private checkpoint(): void {
+    if (this.pendingCheckpoint || this.content.length === this.savedLength) return;
+    const length = this.content.length;
+    this.pendingCheckpoint = this.options.store
+      .saveProgress(this.messageId, this.content)
+      .then(() => {
+        this.savedLength = length;
+      })
+      .catch((error: unknown) => this.options.log.warn({ err: error }, 'could not save a checkpoint'))
+      .finally(() => {
+        this.pendingCheckpoint = undefined;
+      });
+  }
+
+  private async persist(outcome: Outcome, finishReason: FinishReason | null, usage: Usage | null): Promise<void> {
+    const { log, store } = this.options;
     if (outcome.error) log.warn({ err: outcome.error, cause: outcome.error.cause }, 'reply failed');
+    // A checkpoint landing after the final write would overwrite it.
+    await this.pendingCheckpoint;
     try {
-      await this.options.store.finishReply(this.messageId, {
-        content,
+      await store.finishReply(this.messageId, {
+        content: this.content,
         status: outcome.status,
         finishReason: finishReason ?? (outcome.status === 'failed' ? 'error' : null),
         usage,
@@ -134,10 +189,10 @@ export class Generation {
       outcome.status = 'failed';
       outcome.error ??= new AppError('internal_error', 'The reply could not be saved.');
     }
-    log.info({ status: outcome.status, finishReason, usage, characters: content.length }, 'reply ended');
+    log.info({ status: outcome.status, finishReason, usage, characters: this.content.length }, 'reply ended');
   }
 
-  private end(outcome: { status: Exclude<MessageStatus, 'streaming'>; error?: AppError }, finishReason: FinishReason | null, usage: Usage | null): void {
+  private end(outcome: Outcome, finishReason: FinishReason | null, usage: Usage | null): void {
     this.status = outcome.status;
     this.append({ type: 'text-end', id: TEXT_PART_ID });
     if (outcome.error) {
@@ -157,24 +212,7 @@ export class Generation {
   }
 
   private append(part: UiMessagePart): void {
-    this.entries.push({ id: this.entries.length + 1, part });
+    this.parts.append(part);
     for (const listener of this.listeners) listener();
-  }
-}
-
-/** Calls `onIdle` when `reset` has not been called for `timeoutMs`. */
-class IdleTimer {
-  private timer: NodeJS.Timeout;
-
-  constructor(private readonly timeoutMs: number, private readonly onIdle: () => void) {
-    this.timer = setTimeout(onIdle, timeoutMs);
-  }
-
-  reset(): void {
-    this.timer.refresh();
-  }
-
-  stop(): void {
-    clearTimeout(this.timer);
   }
 }

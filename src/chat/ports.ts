@@ -10,8 +10,13 @@ export interface ChatMessage {
   content: string;
 }
 
-/** streaming → completed | failed | interrupted (no client left, or shutdown). */
-export type MessageStatus = 'streaming' | 'completed' | 'failed' | 'interrupted';
+/**
+ * A reply is `streaming`, then `completed`, `cancelled` (stopped by a user), `interrupted` (no
+ * client left, shutdown or crash) or `failed` (upstream error or timeout). User messages are `completed`.
+ */
+export type MessageStatus = 'streaming' | 'completed' | 'cancelled' | 'interrupted' | 'failed';
+
+export type FinalStatus = Exclude<MessageStatus, 'streaming'>;
 
 /** How the model ended its reply, in the AI SDK's vocabulary. */
 export type FinishReason = 'stop' | 'length' | 'content-filter' | 'tool-calls' | 'error' | 'other';
@@ -41,11 +46,15 @@ export interface ChatStore {
     messages: ChatMessage[];
     assistantMessageId: string;
   }): Promise<void>;
+  /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. */
+  saveProgress(messageId: string, content: string): Promise<void>;
   /** Records how a reply ended. */
   finishReply(
     messageId: string,
-    reply: { content: string; status: Exclude<MessageStatus, 'streaming'>; finishReason: FinishReason | null; usage: Usage | null },
+    reply: { content: string; status: FinalStatus; finishReason: FinishReason | null; usage: Usage | null },
   ): Promise<void>;
+  /** Marks replies left `streaming` by a process that died as `interrupted`; returns how many. */
+  interruptAbandonedReplies(): Promise<number>;
   /** Every message of a chat, oldest first; null if the chat does not exist. */
   listMessages(chatId: string): Promise<StoredMessage[] | null>;
   /** Resolves when the database answers. */

@@ -32,7 +32,11 @@ export const configSchema = z.strictObject({
     api_version: z.string().min(1),
   }),
   streaming: z.strictObject({
+    resume_grace_seconds: z.number().min(0),
+    shutdown_grace_seconds: z.number().min(0),
+    heartbeat_seconds: seconds,
     upstream_idle_timeout_seconds: seconds,
+    checkpoint_interval_seconds: seconds,
   }),
   simulator: z.strictObject({
     delay_ms: z.number().int().min(0).max(10_000),

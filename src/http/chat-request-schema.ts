@@ -16,3 +16,11 @@ export const chatRequestSchema = z.object({
 });
 
 export const chatIdSchema = z.uuid({ error: 'chatId must be a UUID' });
+
+/** An absent header means "from the start". */
+export const lastEventIdSchema = z
+  .string()
+  .regex(/^\d{1,15}$/, 'Last-Event-ID must be the id of an event of this stream')
+  .transform(Number)
+  .optional()
+  .transform((value) => value ?? 0);

@@ -1,12 +1,12 @@
 import { Router } from 'express';
 import type { ChatService } from '../chat/chat-service';
 import { AppError } from '../errors/app-error';
-import { chatIdSchema, chatRequestSchema } from './chat-request-schema';
+import { chatIdSchema, chatRequestSchema, lastEventIdSchema } from './chat-request-schema';
 import { methodNotAllowed } from './error-handler';
 import { parseInput } from './parse-input';
 import { streamGeneration } from './sse-response';
 
-export function chatRoutes(chat: ChatService): Router {
+export function chatRoutes(chat: ChatService, streaming: { heartbeatMs: number }): Router {
   const router = Router();
 
   router.post('/api/chat', async (request, response) => {
@@ -18,9 +18,32 @@ export function chatRoutes(chat: ChatService): Router {
     const clientGone = new AbortController();
     response.on('close', () => clientGone.abort());
     const generation = await chat.startTurn(body, clientGone.signal, request.log.child({ chatId: body.chatId }));
-    streamGeneration(generation, response);
+    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs: streaming.heartbeatMs });
   });
   router.all('/api/chat', methodNotAllowed(['POST']));
+
+  // Resume: the route and behaviour the AI SDK's `reconnectToStream` (useChat({ resume: true })) expects.
+  router.get('/api/chat/:chatId/stream', (request, response) => {
+    const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
+    const lastEventId = parseInput(lastEventIdSchema, request.get('last-event-id'), 'Last-Event-ID header');
+    const generation = chat.activeGeneration(chatId);
+    if (!generation) {
+      response.status(204).end();
+      return;
+    }
+    streamGeneration(generation, response, { lastEventId, heartbeatMs: streaming.heartbeatMs });
+  });
+
+  router.delete('/api/chat/:chatId/stream', async (request, response) => {
+    const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
+    const cancelled = await chat.cancel(chatId);
+    if (!cancelled) {
+      response.status(204).end();
+      return;
+    }
+    response.json({ status: cancelled.status, messageId: cancelled.messageId });
+  });
+  router.all('/api/chat/:chatId/stream', methodNotAllowed(['GET', 'DELETE']));
 
   router.get('/api/chats/:chatId/messages', async (request, response) => {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');

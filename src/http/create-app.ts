@@ -25,7 +25,7 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(requestLogging(logger));
   app.use(healthRoutes(store, provider));
   app.use(express.json({ limit: config.server.body_limit }));
-  app.use(chatRoutes(chat));
+  app.use(chatRoutes(chat, { heartbeatMs: config.streaming.heartbeat_seconds * 1000 }));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -11,6 +11,9 @@ export const SSE_HEADERS = {
   'x-vercel-ai-ui-message-stream': 'v1',
 } as const;
 
+/** An SSE comment: clients ignore it, proxies and load balancers see the connection is alive. */
+const HEARTBEAT = ': ping\n\n';
+
 /**
  * One SSE frame. JSON.stringify escapes CR and LF, so a part can never break out of its
  * `data:` line, whatever text the model sent.
@@ -20,16 +23,36 @@ export function formatFrame(entry: StreamEntry): string {
   return `id: ${entry.id}\ndata: ${data}\n\n`;
 }
 
+export interface StreamOptions {
+  /** Send only the parts after this id (the `Last-Event-ID` of a resuming client). */
+  lastEventId: number;
+  /** Send a heartbeat comment after this long without any other frame. */
+  heartbeatMs: number;
+}
+
 /**
  * Sends `generation`'s parts after `lastEventId` to `response`, then follows it live until it
  * ends. Writes wait for 'drain', so a slow client holds back only its own copy of the stream.
  * A response that closes early unsubscribes; the generation decides what that means.
  */
-export function streamGeneration(generation: Generation, response: Response, lastEventId = 0): void {
+export function streamGeneration(generation: Generation, response: Response, options: StreamOptions): void {
   response.writeHead(200, SSE_HEADERS);
   response.flushHeaders();
-  let cursor = lastEventId;
+  let cursor = options.lastEventId;
   let waitingForDrain = false;
+
+  const write = (chunk: string) => {
+    heartbeat.refresh();
+    if (response.write(chunk)) return;
+    waitingForDrain = true;
+    response.once('drain', () => {
+      waitingForDrain = false;
+      pump();
+    });
+  };
+  const heartbeat = setInterval(() => {
+    if (!waitingForDrain) write(HEARTBEAT);
+  }, options.heartbeatMs);
 
   const pump = () => {
     if (waitingForDrain || response.writableEnded || response.destroyed) return;
@@ -38,23 +61,21 @@ export function streamGeneration(generation: Generation, response: Response, las
       let chunk = '';
       for (const entry of entries) chunk += formatFrame(entry);
       cursor = entries[entries.length - 1]!.id;
-      if (!response.write(chunk)) {
-        waitingForDrain = true;
-        response.once('drain', () => {
-          waitingForDrain = false;
-          pump();
-        });
-        return;
-      }
+      write(chunk);
+      if (waitingForDrain) return;
     }
     if (generation.isEnded) {
-      unsubscribe();
+      stop();
       response.end();
     }
   };
 
   const unsubscribe = generation.subscribe(pump);
-  response.on('close', unsubscribe);
-  if (response.destroyed) unsubscribe();
+  const stop = () => {
+    clearInterval(heartbeat);
+    unsubscribe();
+  };
+  response.on('close', stop);
+  if (response.destroyed) stop();
   else pump();
 }

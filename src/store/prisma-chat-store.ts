@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ChatMessage, ChatStore, FinishReason, MessageStatus, Role, StoredMessage, Usage } from '../chat/ports';
+import type { ChatMessage, ChatStore, FinalStatus, FinishReason, MessageStatus, Role, StoredMessage, Usage } from '../chat/ports';
 import type { PrismaClient } from './generated/client';
 
 const MESSAGE_FIELDS = { id: true, role: true, content: true, status: true, finishReason: true, createdAt: true } as const;
@@ -52,9 +52,13 @@ export class PrismaChatStore implements ChatStore {
     ]);
   }
 
+  async saveProgress(messageId: string, content: string) {
+    await this.prisma.message.updateMany({ where: { id: messageId, status: 'streaming' }, data: { content } });
+  }
+
   async finishReply(
     messageId: string,
-    reply: { content: string; status: Exclude<MessageStatus, 'streaming'>; finishReason: FinishReason | null; usage: Usage | null },
+    reply: { content: string; status: FinalStatus; finishReason: FinishReason | null; usage: Usage | null },
   ) {
     await this.prisma.message.update({
       where: { id: messageId },
@@ -67,6 +71,11 @@ export class PrismaChatStore implements ChatStore {
       },
       select: { seq: true },
     });
+  }
+
+  async interruptAbandonedReplies() {
+    const { count } = await this.prisma.message.updateMany({ where: { status: 'streaming' }, data: { status: 'interrupted' } });
+    return count;
   }
 
   async listMessages(chatId: string) {

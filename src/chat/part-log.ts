@@ -1,0 +1,27 @@
+import type { StreamEntry, UiMessagePart } from './ui-message-part';
+
+/**
+ * Where a generation keeps its parts for the responses that read them. This one lives in the
+ * process's memory and goes away with the generation; a log in a shared store (Redis streams,
+ * a PostgreSQL table) behind the same two calls would let another instance resume the stream.
+ */
+export interface PartLog {
+  /** Adds `part` with the next id (ids count up from 1). */
+  append(part: UiMessagePart): StreamEntry;
+  /** The parts with an id above `lastId`, in order. */
+  after(lastId: number): StreamEntry[];
+}
+
+export class MemoryPartLog implements PartLog {
+  private readonly entries: StreamEntry[] = [];
+
+  append(part: UiMessagePart): StreamEntry {
+    const entry = { id: this.entries.length + 1, part };
+    this.entries.push(entry);
+    return entry;
+  }
+
+  after(lastId: number): StreamEntry[] {
+    return lastId >= this.entries.length ? [] : this.entries.slice(Math.max(0, lastId));
+  }
+}
