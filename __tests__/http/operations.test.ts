@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { eventually, getPath, postChat, userTurn } from '../support/chat-client';
+import { eventually, getPath, openChatStream, postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { rebuildText } from '../support/sse';
 import { startTestService, type TestService } from '../support/test-service';
@@ -17,24 +17,11 @@ afterEach(async () => {
   await upstream.close();
 });
 
-/** Starts a turn and returns once the first text delta has arrived, with a way to hang up. */
+/** Starts a turn and returns once the first text delta has arrived. */
 async function openStream(chatId: string) {
-  const controller = new AbortController();
-  const response = await fetch(`${service.url}/api/chat`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(userTurn(chatId, 'Tell me a long story')),
-    signal: controller.signal,
-  });
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  while (!text.includes('"text-delta"')) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream ended early: ${text}`);
-    text += decoder.decode(value, { stream: true });
-  }
-  return { response, reader, text, hangUp: () => controller.abort() };
+  const connection = await openChatStream(service.url, userTurn(chatId, 'Tell me a long story'));
+  await connection.readUntil((text) => text.includes('"text-delta"'));
+  return connection;
 }
 
 describe('client disconnect', () => {
@@ -170,10 +157,7 @@ describe('shutdown', () => {
     upstream.enqueue({ kind: 'stream', content: ['Half'], ending: 'stall', cutAfter: 1 });
     const stream = await openStream(chatId);
     await service.chat.shutdown();
-    let rest = '';
-    for (let chunk = await stream.reader.read(); !chunk.done; chunk = await stream.reader.read()) {
-      rest += new TextDecoder().decode(chunk.value);
-    }
+    const rest = await stream.readToEnd();
     expect(rest).toMatch(/data: \{"type":"text-end","id":"text-0"\}\n\nid: \d+\ndata: \{"type":"abort","reason":"shutdown"\}\n\nid: \d+\ndata: \[DONE\]\n\n$/);
     expect(service.query("SELECT content, status FROM Message WHERE role = 'assistant'")).toEqual([{ content: 'Half', status: 'interrupted' }]);
     const refused = await postChat(service.url, userTurn(randomUUID(), 'Hi'));

@@ -41,3 +41,54 @@ export async function eventually<T>(check: () => T | undefined, timeoutMs = 3000
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+/** A streaming response read bit by bit. */
+export interface SseConnection {
+  response: Response;
+  /** Everything received so far. */
+  text(): string;
+  /** Reads until `check(text)` holds; rejects if the stream ends first. */
+  readUntil(check: (text: string) => boolean): Promise<string>;
+  /** Reads to the end of the stream. */
+  readToEnd(): Promise<string>;
+  /** Drops the connection. */
+  hangUp(): void;
+}
+
+/** Sends a request and returns its response for reading as a stream. */
+export async function openSse(url: string, init: RequestInit = {}): Promise<SseConnection> {
+  const controller = new AbortController();
+  const response = await fetch(url, { ...init, signal: controller.signal });
+  const reader = response.body!.getReader();
+  const decoder = new TextDecoder();
+  let received = '';
+  const readMore = async () => {
+    const { value, done } = await reader.read();
+    if (!done) received += decoder.decode(value, { stream: true });
+    return done;
+  };
+  return {
+    response,
+    text: () => received,
+    async readUntil(check) {
+      while (!check(received)) {
+        if (await readMore()) throw new Error(`stream ended before the condition held: ${received}`);
+      }
+      return received;
+    },
+    async readToEnd() {
+      while (!(await readMore()));
+      return received;
+    },
+    hangUp: () => controller.abort(),
+  };
+}
+
+/** Starts a chat turn as a stream. */
+export function openChatStream(baseUrl: string, body: unknown): Promise<SseConnection> {
+  return openSse(`${baseUrl}/api/chat`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}

@@ -32,6 +32,8 @@ export interface TestServiceOptions {
   /** TOML written to a file named by CONFIG_PATH. */
   configToml?: string;
   environment?: Environment;
+  /** Opens this existing SQLite file (as a restarted process would) instead of a fresh one. */
+  reuseDatabase?: string;
 }
 
 /**
@@ -40,7 +42,7 @@ export interface TestServiceOptions {
  */
 export async function startTestService(options: TestServiceOptions = {}): Promise<TestService> {
   const directory = mkdtempSync(path.join(tmpdir(), 'llm-stream-test-'));
-  const databasePath = path.join(directory, 'data', 'chat.db');
+  const databasePath = options.reuseDatabase ?? path.join(directory, 'data', 'chat.db');
   const environment: Environment = {
     DATABASE_URL: `file:${databasePath}`,
     LOG_LEVEL: 'debug',
