@@ -6,7 +6,10 @@ import type { ChatStore, LlmProvider } from './chat/ports';
 import type { Config } from './config/config-schema';
 import type { ProviderSettings } from './config/resolve-provider';
 import { createApp } from './http/create-app';
+import { Conversations } from './chat/conversations';
+import { ConfigError } from './config/config-error';
 import { createProvider } from './llm/create-provider';
+import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
 import { openSqliteStore } from './store/open-sqlite-store';
 
 export interface Service {
@@ -34,16 +37,33 @@ export async function buildService(options: { config: Config; providerSettings: 
   const abandonedReplies = await store.interruptAbandonedReplies();
   if (abandonedReplies > 0) logger.warn({ abandonedReplies }, 'replies cut off by the last stop marked interrupted');
   const provider = createProvider(providerSettings, config);
+  const window = contextWindow(config, provider.model);
   const chat = new ChatService({
     store,
     provider,
+    counter: createTokenCounter(config.chat.tokenizer === 'auto' ? inferEncoding(provider.model) : config.chat.tokenizer),
     maxConversationPairs: config.chat.max_conversation_pairs,
+    maxPromptTokens: window - config.chat.reserve_output_tokens,
+    maxReplyTokens: config.openai.max_tokens || config.chat.reserve_output_tokens,
+    generateTitles: config.chat.generate_titles,
     defaultSystemPrompt: config.chat.default_system_prompt,
     logContent: config.logging.log_content,
     idleTimeoutMs: config.streaming.upstream_idle_timeout_seconds * 1000,
     resumeGraceMs: config.streaming.resume_grace_seconds * 1000,
     checkpointIntervalMs: config.streaming.checkpoint_interval_seconds * 1000,
   });
-  const app = createApp({ config, logger, chat, store, provider });
+  const conversations = new Conversations(store, chat);
+  const app = createApp({ config, logger, chat, conversations, store, provider });
   return { app, chat, store, provider, appliedMigrations };
+}
+
+/** The model's context window, which must leave room for the prompt after the reserved reply. */
+function contextWindow(config: Config, model: string): number {
+  const window = config.chat.max_context_tokens || inferContextWindow(model);
+  if (config.chat.reserve_output_tokens >= window) {
+    throw new ConfigError(
+      `Invalid configuration:\n  - chat.reserve_output_tokens: must be smaller than the context window (${window} tokens for ${model})`,
+    );
+  }
+  return window;
 }

@@ -13,6 +13,15 @@ function stored(role: Role, content: string, status: MessageStatus = 'completed'
     status,
     finishReason: role === 'assistant' && status === 'completed' ? 'stop' : null,
     createdAt: new Date(Date.UTC(2026, 0, 1, 0, 0, sequence)),
+    tokenCount: null,
+    promptTokens: null,
+    completionTokens: null,
+    totalTokens: null,
+    usageEstimated: false,
+    model: null,
+    timeToFirstTokenMs: null,
+    durationMs: null,
+    systemPromptHash: null,
   };
 }
 

@@ -12,8 +12,15 @@ const DEFAULTS_PATH = path.join(PROJECT_ROOT, 'config', 'default.toml');
 const DEFAULT_CONFIG: Config = {
   server: { port: 3000, host: '0.0.0.0', body_limit: '1mb' },
   database: { url: 'file:./data/chat.db' },
-  chat: { max_conversation_pairs: 50, default_system_prompt: 'You are a helpful assistant.' },
-  openai: { model: 'gpt-4o', temperature: 0.7, max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21' },
+  chat: {
+    max_conversation_pairs: 50,
+    max_context_tokens: 0,
+    reserve_output_tokens: 4096,
+    tokenizer: 'auto',
+    default_system_prompt: 'You are a helpful assistant.',
+    generate_titles: false,
+  },
+  openai: { model: 'gpt-4o', temperature: 0.7, max_tokens: 0, max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21' },
   streaming: {
     resume_grace_seconds: 15,
     shutdown_grace_seconds: 10,

@@ -84,7 +84,7 @@ describe('bad input', () => {
 
   test.each<[string, number, string, string, string]>([
     ['an unknown route', 404, 'not_found', 'GET', '/nope'],
-    ['an unknown API route', 404, 'not_found', 'POST', '/api/chats'],
+    ['an unknown API route', 404, 'not_found', 'POST', '/api/chatz'],
     ['GET on the chat route', 405, 'method_not_allowed', 'GET', '/api/chat'],
     ['the history of an unknown chat', 404, 'chat_not_found', 'GET', `/api/chats/${randomUUID()}/messages`],
     ['the history of a malformed chat id', 400, 'invalid_request', 'GET', '/api/chats/abc/messages'],
@@ -199,7 +199,7 @@ describe('upstream failures mid-stream', () => {
     expect(exchange.status).toBe(200);
     const [reply] = service.query<{ id: string }>("SELECT id FROM Message WHERE chatId = ? AND role = 'assistant'", chatId);
     expect(exchange.text).toBe(
-      `id: 1\ndata: {"type":"start","messageId":"${reply!.id}"}\n\n` +
+      `id: 1\ndata: {"type":"start","messageId":"${reply!.id}","messageMetadata":{"contextMessages":2,"droppedMessages":0,"promptTokensEstimate":18}}\n\n` +
         'id: 2\ndata: {"type":"text-start","id":"text-0"}\n\n' +
         'id: 3\ndata: {"type":"text-delta","id":"text-0","delta":"Partial "}\n\n' +
         'id: 4\ndata: {"type":"text-end","id":"text-0"}\n\n' +

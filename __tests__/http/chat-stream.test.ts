@@ -50,16 +50,23 @@ describe('POST /api/chat', () => {
     expect(exchange.headers.get('x-accel-buffering')).toBe('no');
     expect(exchange.headers.get('x-vercel-ai-ui-message-stream')).toBe('v1');
     expect(exchange.headers.get('content-encoding')).toBeNull();
-    const [assistant] = service.query<{ id: string }>("SELECT id FROM Message WHERE role = 'assistant'");
+    const [assistant] = service.query<{ id: string; timeToFirstTokenMs: number; durationMs: number }>(
+      "SELECT id, timeToFirstTokenMs, durationMs FROM Message WHERE role = 'assistant'",
+    );
+    const { timeToFirstTokenMs, durationMs } = assistant!;
+    expect(timeToFirstTokenMs).toBeGreaterThanOrEqual(0);
+    expect(durationMs).toBeGreaterThanOrEqual(timeToFirstTokenMs);
     expect(exchange.text).toBe(
-      `id: 1\ndata: {"type":"start","messageId":"${assistant!.id}"}\n\n` +
+      // Prompt tokens (o200k_base): system prompt 6 + "Hello" 1, plus 4 per message and 3 for the reply.
+      `id: 1\ndata: {"type":"start","messageId":"${assistant!.id}","messageMetadata":{"contextMessages":2,"droppedMessages":0,"promptTokensEstimate":18}}\n\n` +
         'id: 2\ndata: {"type":"text-start","id":"text-0"}\n\n' +
         'id: 3\ndata: {"type":"text-delta","id":"text-0","delta":"Hi"}\n\n' +
         'id: 4\ndata: {"type":"text-delta","id":"text-0","delta":" there\\n\\n"}\n\n' +
         'id: 5\ndata: {"type":"text-delta","id":"text-0","delta":"data: x\\r\\n"}\n\n' +
         'id: 6\ndata: {"type":"text-delta","id":"text-0","delta":"é 😀 中文\u2028 👩‍👩‍👧 e\u0301 \\u0000 end"}\n\n' +
         'id: 7\ndata: {"type":"text-end","id":"text-0"}\n\n' +
-        'id: 8\ndata: {"type":"finish","finishReason":"stop","messageMetadata":{"usage":{"promptTokens":12,"completionTokens":4,"totalTokens":16}}}\n\n' +
+        'id: 8\ndata: {"type":"finish","finishReason":"stop","messageMetadata":{"usage":{"promptTokens":12,"completionTokens":4,"totalTokens":16},' +
+        `"usageEstimated":false,"model":"gpt-4o","timeToFirstTokenMs":${timeToFirstTokenMs},"durationMs":${durationMs}}}\n\n` +
         'id: 9\ndata: [DONE]\n\n',
     );
     expect(rebuildText(exchange.text)).toBe(content.join(''));
@@ -72,6 +79,8 @@ describe('POST /api/chat', () => {
 
     expect(upstream.requests).toHaveLength(1);
     const [sent] = upstream.requests;
+    expect(sent!.body.max_tokens).toBe(4096);
+    delete sent!.body.max_tokens;
     expect(sent!.method).toBe('POST');
     expect(sent!.path).toBe('/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21');
     expect(sent!.headers['api-key']).toBe(upstream.apiKey);
@@ -115,7 +124,16 @@ describe('POST /api/chat', () => {
     expect(message).toEqual({
       id: assistant!.id,
       role: 'assistant',
-      metadata: { usage: { promptTokens: 5, completionTokens: 3, totalTokens: 8 } },
+      metadata: {
+        contextMessages: 2,
+        droppedMessages: 0,
+        promptTokensEstimate: 19,
+        usage: { promptTokens: 5, completionTokens: 3, totalTokens: 8 },
+        usageEstimated: false,
+        model: 'gpt-4o',
+        timeToFirstTokenMs: expect.any(Number),
+        durationMs: expect.any(Number),
+      },
       parts: [{ type: 'text', text: content.join(''), state: 'done' }],
     });
   });
@@ -164,7 +182,20 @@ describe('POST /api/chat', () => {
     const ids = service.query<{ id: string; createdAt: unknown }>('SELECT id FROM Message ORDER BY seq').map((row) => row.id);
     expect(body.messages.map((message: { id: string }) => message.id)).toEqual(ids);
     for (const message of body.messages) {
-      expect(Object.keys(message).sort()).toEqual(['content', 'createdAt', 'finishReason', 'id', 'role', 'status']);
+      expect(Object.keys(message).sort()).toEqual([
+        'content',
+        'createdAt',
+        'durationMs',
+        'finishReason',
+        'id',
+        'model',
+        'role',
+        'status',
+        'systemPromptHash',
+        'timeToFirstTokenMs',
+        'usage',
+        'usageEstimated',
+      ]);
       expect(new Date(message.createdAt).toISOString()).toBe(message.createdAt);
     }
   });

@@ -56,7 +56,16 @@ describe('resume: GET /api/chat/:chatId/stream', () => {
     expect(message).toEqual({
       id: reply(chatId)!.id,
       role: 'assistant',
-      metadata: { usage: { promptTokens: 9, completionTokens: 30, totalTokens: 39 } },
+      metadata: {
+        contextMessages: 2,
+        droppedMessages: 0,
+        promptTokensEstimate: 18,
+        usage: { promptTokens: 9, completionTokens: 30, totalTokens: 39 },
+        usageEstimated: false,
+        model: 'gpt-4o',
+        timeToFirstTokenMs: expect.any(Number),
+        durationMs: expect.any(Number),
+      },
       parts: [{ type: 'text', text: content.join(''), state: 'done' }],
     });
     expect(await settledReply(chatId)).toMatchObject({ content: content.join(''), status: 'completed', finishReason: 'stop' });
@@ -217,7 +226,7 @@ describe('heartbeat and idle timeout', () => {
     const pings = text.split(': ping\n\n').length - 1;
     expect(pings).toBeGreaterThanOrEqual(4);
     expect(text.replaceAll(': ping\n\n', '')).toBe(
-      `id: 1\ndata: {"type":"start","messageId":"${reply(chatId)!.id}"}\n\n` +
+      `id: 1\ndata: {"type":"start","messageId":"${reply(chatId)!.id}","messageMetadata":{"contextMessages":2,"droppedMessages":0,"promptTokensEstimate":19}}\n\n` +
         'id: 2\ndata: {"type":"text-start","id":"text-0"}\n\n' +
         'id: 3\ndata: {"type":"text-end","id":"text-0"}\n\n' +
         'id: 4\ndata: {"type":"error","errorText":"The model provider stopped sending."}\n\n' +

@@ -1,16 +1,23 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { abortCauseOf } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
-import { historyWindow, selectRecentPairs } from './build-context';
+import { buildContext, historyWindow, type Context } from './build-context';
 import { Generation } from './generation';
-import type { ChatMessage, ChatStore, LlmEvent, LlmProvider, MessageStatus, StoredMessage } from './ports';
+import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, StoredMessage, TokenCounter } from './ports';
+import { generateTitle, titleFromMessage } from './titles';
 
 export interface ChatServiceOptions {
   store: ChatStore;
   provider: LlmProvider;
+  counter: TokenCounter;
   maxConversationPairs: number;
+  /** The model's context window less the room kept for the reply. */
+  maxPromptTokens: number;
+  /** Sent as the upstream `max_tokens`. */
+  maxReplyTokens: number;
   defaultSystemPrompt: string;
+  generateTitles: boolean;
   logContent: boolean;
   idleTimeoutMs: number;
   resumeGraceMs: number;
@@ -22,9 +29,19 @@ export interface TurnRequest {
   messages: ChatMessage[];
 }
 
+interface PreparedTurn {
+  systemPrompt: string;
+  history: StoredMessage[];
+  newMessages: ChatMessage[];
+  newTokenCounts: number[];
+  storedCount: number;
+}
+
 /** Runs chat turns: builds each turn's context, persists it, and keeps its generation. */
 export class ChatService {
-  /** The generation of each chat from the start of a turn until its reply is stored: one at a time. */
+  /** Chats from the start of a turn until its reply is stored: one turn at a time per chat. */
+  private readonly busyChats = new Set<string>();
+  /** The generation of each busy chat, once its context is built. */
   private readonly generations = new Map<string, Generation>();
   private accepting = true;
 
@@ -33,16 +50,68 @@ export class ChatService {
   /**
    * Persists the new turn, opens the upstream stream and returns the running generation.
    * Aborting `clientSignal` before the stream opens gives up the turn.
-   * @throws AppError: generation_in_progress, service_unavailable, or an upstream error.
+   * @throws AppError: generation_in_progress, context_too_long, service_unavailable, or an upstream error.
    */
   async startTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
     const { chatId } = request;
     if (!this.accepting) throw new AppError('service_unavailable', 'The service is shutting down.');
-    if (this.generations.has(chatId)) {
+    if (this.busyChats.has(chatId)) {
       throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
     }
+    const startedAt = Date.now();
+    // Claimed before the first await, so that a concurrent turn on this chat sees it.
+    this.busyChats.add(chatId);
+    try {
+      const turn = await this.prepareTurn(request);
+      const context = this.plan(turn, this.options.maxConversationPairs);
+      const generation = this.createGeneration(chatId, turn, context, startedAt, log);
+      this.generations.set(chatId, generation);
+      await this.options.store.beginTurn({
+        chatId,
+        systemPrompt: request.messages.findLast((message) => message.role === 'system')?.content,
+        title: titleFromMessage(turn.newMessages.find((message) => message.role === 'user')?.content ?? turn.newMessages[0]!.content),
+        messages: turn.newMessages.map((message, index) => ({ ...message, tokenCount: turn.newTokenCounts[index]! })),
+        reply: { id: generation.messageId, model: this.options.provider.model, systemPromptHash: sha256(turn.systemPrompt) },
+      });
+      const events = await this.openStream(generation, turn, context, clientSignal, log);
+      void generation.run(events).finally(() => this.release(chatId));
+      if (this.options.generateTitles && turn.storedCount === 0) this.titleAfterReply(generation, turn, log);
+      return generation;
+    } catch (error) {
+      const generation = this.generations.get(chatId);
+      if (generation && !generation.isEnded) generation.endUnstarted('failed');
+      this.release(chatId);
+      throw error;
+    }
+  }
+
+  private release(chatId: string): void {
+    this.busyChats.delete(chatId);
+    this.generations.delete(chatId);
+  }
+
+  private async prepareTurn(request: TurnRequest): Promise<PreparedTurn> {
+    const { store, counter } = this.options;
+    const stored = await store.loadRecent(request.chatId, historyWindow(this.options.maxConversationPairs));
+    const newMessages = request.messages.filter((message) => message.role !== 'system');
+    // The latest system message of the request becomes the chat's prompt.
+    const requestPrompt = request.messages.findLast((message) => message.role === 'system')?.content;
+    return {
+      systemPrompt: requestPrompt ?? stored?.systemPrompt ?? this.options.defaultSystemPrompt,
+      history: stored?.messages ?? [],
+      newMessages,
+      newTokenCounts: newMessages.map((message) => counter.count(message.content)),
+      storedCount: stored?.messageCount ?? 0,
+    };
+  }
+
+  private plan(turn: PreparedTurn, maxPairs: number): Context {
+    return buildContext({ ...turn, maxPairs, maxPromptTokens: this.options.maxPromptTokens, counter: this.options.counter });
+  }
+
+  private createGeneration(chatId: string, turn: PreparedTurn, context: Context, startedAt: number, log: Logger): Generation {
     const messageId = randomUUID();
-    const generation = new Generation({
+    return new Generation({
       chatId,
       messageId,
       store: this.options.store,
@@ -50,49 +119,55 @@ export class ChatService {
       idleTimeoutMs: this.options.idleTimeoutMs,
       graceMs: this.options.resumeGraceMs,
       checkpointIntervalMs: this.options.checkpointIntervalMs,
+      model: this.options.provider.model,
+      startedAt,
+      counter: this.options.counter,
+      context: describeContext(context, turn),
     });
-    // Claimed before the first await, so that a concurrent turn on this chat sees it.
-    this.generations.set(chatId, generation);
-    try {
-      const events = await this.openTurn(request, generation, clientSignal, log);
-      void generation.run(events).finally(() => this.generations.delete(chatId));
-      return generation;
-    } catch (error) {
-      this.generations.delete(chatId);
-      if (!generation.isEnded) generation.endUnstarted('failed');
-      throw error;
-    }
   }
 
-  private async openTurn(request: TurnRequest, generation: Generation, clientSignal: AbortSignal, log: Logger): Promise<AsyncIterable<LlmEvent>> {
-    const { store, provider } = this.options;
-    const { chatId } = request;
-    // The latest system message of the request becomes the chat's prompt.
-    const systemPrompt = request.messages.findLast((message) => message.role === 'system')?.content;
-    const newMessages = request.messages.filter((message) => message.role !== 'system');
-
-    const stored = await store.loadRecent(chatId, historyWindow(this.options.maxConversationPairs));
-    const context: ChatMessage[] = [
-      { role: 'system', content: systemPrompt ?? stored?.systemPrompt ?? this.options.defaultSystemPrompt },
-      ...selectRecentPairs(stored?.messages ?? [], this.options.maxConversationPairs),
-      ...newMessages,
-    ];
-    this.logContext(context, log);
-    await store.beginTurn({ chatId, systemPrompt, messages: newMessages, assistantMessageId: generation.messageId });
-
+  /**
+   * Opens the upstream stream. If the model still finds the context too long, the oldest half of
+   * the history is dropped and the request sent once more: no token has reached the client yet.
+   */
+  private async openStream(generation: Generation, turn: PreparedTurn, context: Context, clientSignal: AbortSignal, log: Logger): Promise<AsyncIterable<LlmEvent>> {
     // Until the stream opens no response is attached, so a client leaving stops the turn.
     const giveUp = () => generation.abort('client_disconnected');
     clientSignal.addEventListener('abort', giveUp, { once: true });
     try {
-      return await provider.openStream({ messages: context, signal: generation.signal });
+      let current = context;
+      for (let attempt = 1; ; attempt += 1) {
+        this.logContext(current, log);
+        try {
+          return await this.options.provider.openStream({ messages: current.messages, signal: generation.signal, maxTokens: this.options.maxReplyTokens });
+        } catch (error) {
+          const overflow = error instanceof AppError && error.code === 'context_length_exceeded';
+          if (!overflow || attempt > 1 || current.pairs === 0) throw error;
+          current = this.plan(turn, Math.floor(current.pairs / 2));
+          generation.describeContext(describeContext(current, turn));
+          log.warn({ pairs: current.pairs }, 'the model found the context too long: retrying with less history');
+        }
+      }
     } catch (error) {
       // Stopped on purpose while opening: `run` records why, with no events.
       if (abortCauseOf(generation.signal)) return noEvents();
-      await store.finishReply(generation.messageId, { content: '', status: 'failed', finishReason: 'error', usage: null });
+      await this.options.store.finishReply(generation.messageId, failedBeforeStart(context, generation));
       throw error;
     } finally {
       clientSignal.removeEventListener('abort', giveUp);
     }
+  }
+
+  private titleAfterReply(generation: Generation, turn: PreparedTurn, log: Logger): void {
+    const question = turn.newMessages.find((message) => message.role === 'user')?.content;
+    if (!question) return;
+    void generation.finished
+      .then(async () => {
+        if (generation.status !== 'completed') return;
+        const title = await generateTitle(this.options.provider, question, generation.content, AbortSignal.timeout(30_000));
+        if (title) await this.options.store.setGeneratedTitle(generation.chatId, title);
+      })
+      .catch((error: unknown) => log.warn({ err: error }, 'could not generate a title'));
   }
 
   /** The chat's running generation, if its parts are flowing. */
@@ -113,13 +188,6 @@ export class ChatService {
     return { messageId: generation.messageId, status: generation.status };
   }
 
-  /** The chat's messages, oldest first. @throws AppError chat_not_found */
-  async listMessages(chatId: string): Promise<StoredMessage[]> {
-    const messages = await this.options.store.listMessages(chatId);
-    if (!messages) throw new AppError('chat_not_found', 'No chat has this id.');
-    return messages;
-  }
-
   /**
    * Refuses new turns, gives the running ones `graceMs` to finish, then stops the rest
    * (stored as interrupted). Resolves when every reply is stored.
@@ -135,15 +203,41 @@ export class ChatService {
     await Promise.all([...this.generations.values()].map((generation) => generation.finished));
   }
 
-  private logContext(context: ChatMessage[], log: Logger): void {
+  private logContext(context: Context, log: Logger): void {
     if (!log.isLevelEnabled('debug')) return;
-    const messages = context.map((message) =>
+    const messages = context.messages.map((message) =>
       this.options.logContent
         ? { role: message.role, length: message.content.length, content: message.content }
         : { role: message.role, length: message.content.length },
     );
-    log.debug({ context: { count: context.length, messages } }, 'upstream context');
+    log.debug({ context: { count: messages.length, promptTokens: context.promptTokens, messages } }, 'upstream context');
   }
+}
+
+function describeContext(context: Context, turn: PreparedTurn) {
+  return {
+    contextMessages: context.messages.length,
+    droppedMessages: turn.storedCount - context.historyMessages,
+    promptTokensEstimate: context.promptTokens,
+  };
+}
+
+/** The record of a reply whose request failed before streaming: nothing was generated or billed. */
+function failedBeforeStart(context: Context, generation: Generation): FinishedReply {
+  return {
+    content: '',
+    status: 'failed',
+    finishReason: 'error',
+    usage: { promptTokens: 0, completionTokens: 0, totalTokens: 0 },
+    usageEstimated: true,
+    tokenCount: 0,
+    timeToFirstTokenMs: null,
+    durationMs: Date.now() - generation.startedAt,
+  };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 async function* noEvents(): AsyncGenerator<LlmEvent> {}

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { GenerationAbort, abortCauseOf, type AbortCause } from '../errors/abort-reasons';
 import { AppError, toAppError } from '../errors/app-error';
 import { MemoryPartLog, type PartLog } from './part-log';
-import type { ChatStore, FinalStatus, FinishReason, LlmEvent, MessageStatus, Usage } from './ports';
+import type { ChatStore, FinalStatus, FinishReason, LlmEvent, MessageStatus, TokenCounter, Usage } from './ports';
 import type { StreamEntry, UiMessagePart } from './ui-message-part';
 
 const TEXT_PART_ID = 'text-0';
@@ -18,6 +18,22 @@ export interface GenerationOptions {
   graceMs: number;
   /** How often the partial text is saved. */
   checkpointIntervalMs: number;
+  /** The model or deployment that answers. */
+  model: string;
+  /** When the turn started (Date.now()), for time to first token and duration. */
+  startedAt: number;
+  /** Counts the reply's tokens, and estimates usage when the provider sends none. */
+  counter: TokenCounter;
+  /** What went into the context, sent in the `start` part. */
+  context: { contextMessages: number; droppedMessages: number; promptTokensEstimate: number };
+}
+
+interface ReplyFacts {
+  finishReason: FinishReason | null;
+  usage: Usage;
+  usageEstimated: boolean;
+  timeToFirstTokenMs: number | null;
+  durationMs: number;
 }
 
 interface Outcome {
@@ -51,11 +67,12 @@ export class Generation {
   private started = false;
   private ended = false;
   private graceTimer: NodeJS.Timeout | undefined;
-  private content = '';
+  private text = '';
+  private firstTokenAt: number | undefined;
   private savedLength = 0;
   private pendingCheckpoint: Promise<void> | undefined;
 
-  constructor(private readonly options: GenerationOptions) {
+  constructor(private options: GenerationOptions) {
     this.chatId = options.chatId;
     this.messageId = options.messageId;
     this.finished = new Promise((resolve) => (this.resolveFinished = resolve));
@@ -73,6 +90,21 @@ export class Generation {
 
   get isEnded(): boolean {
     return this.ended;
+  }
+
+  /** The reply's text so far. */
+  get content(): string {
+    return this.text;
+  }
+
+  /** When the turn started (Date.now()). */
+  get startedAt(): number {
+    return this.options.startedAt;
+  }
+
+  /** Replaces the context description sent in the `start` part (before `run`). */
+  describeContext(context: GenerationOptions['context']): void {
+    this.options.context = context;
   }
 
   abort(cause: AbortCause): void {
@@ -113,7 +145,7 @@ export class Generation {
    */
   async run(events: AsyncIterable<LlmEvent>): Promise<void> {
     this.started = true;
-    this.append({ type: 'start', messageId: this.messageId });
+    this.append({ type: 'start', messageId: this.messageId, messageMetadata: this.options.context });
     this.append({ type: 'text-start', id: TEXT_PART_ID });
     let finishReason: FinishReason | null = null;
     let usage: Usage | null = null;
@@ -124,7 +156,8 @@ export class Generation {
       for await (const event of events) {
         idleTimer.refresh();
         if (event.type === 'text') {
-          this.content += event.text;
+          this.firstTokenAt ??= Date.now();
+          this.text += event.text;
           this.append({ type: 'text-delta', id: TEXT_PART_ID, delta: event.text });
         } else if (event.type === 'finish') {
           finishReason = event.finishReason;
@@ -141,8 +174,26 @@ export class Generation {
       clearTimeout(this.graceTimer);
     }
     const outcome = this.decideOutcome(finishReason, failure);
-    await this.persist(outcome, finishReason, usage);
-    this.end(outcome, finishReason, usage);
+    const facts = this.replyFacts(finishReason, usage);
+    await this.persist(outcome, facts);
+    this.end(outcome, facts);
+  }
+
+  /** Usage from the provider, or counted here when the stream was cut before its usage frame. */
+  private replyFacts(finishReason: FinishReason | null, usage: Usage | null): ReplyFacts {
+    const { counter, context, startedAt } = this.options;
+    const completionTokens = counter.count(this.text);
+    return {
+      finishReason,
+      usage: usage ?? {
+        promptTokens: context.promptTokensEstimate,
+        completionTokens,
+        totalTokens: context.promptTokensEstimate + completionTokens,
+      },
+      usageEstimated: usage === null,
+      timeToFirstTokenMs: this.firstTokenAt === undefined ? null : this.firstTokenAt - startedAt,
+      durationMs: Date.now() - startedAt,
+    };
   }
 
   private decideOutcome(finishReason: FinishReason | null, failure: AppError | null): Outcome {
@@ -159,10 +210,10 @@ export class Generation {
 
   /** Saves the text so far unless nothing changed or a save is still running. */
   private checkpoint(): void {
-    if (this.pendingCheckpoint || this.content.length === this.savedLength) return;
-    const length = this.content.length;
+    if (this.pendingCheckpoint || this.text.length === this.savedLength) return;
+    const length = this.text.length;
     this.pendingCheckpoint = this.options.store
-      .saveProgress(this.messageId, this.content)
+      .saveProgress(this.messageId, this.text)
       .then(() => {
         this.savedLength = length;
       })
@@ -172,36 +223,36 @@ export class Generation {
       });
   }
 
-  private async persist(outcome: Outcome, finishReason: FinishReason | null, usage: Usage | null): Promise<void> {
-    const { log, store } = this.options;
+  private async persist(outcome: Outcome, facts: ReplyFacts): Promise<void> {
+    const { log, store, counter } = this.options;
     if (outcome.error) log.warn({ err: outcome.error, cause: outcome.error.cause }, 'reply failed');
     // A checkpoint landing after the final write would overwrite it.
     await this.pendingCheckpoint;
     try {
       await store.finishReply(this.messageId, {
-        content: this.content,
+        ...facts,
+        content: this.text,
         status: outcome.status,
-        finishReason: finishReason ?? (outcome.status === 'failed' ? 'error' : null),
-        usage,
+        finishReason: facts.finishReason ?? (outcome.status === 'failed' ? 'error' : null),
+        tokenCount: counter.count(this.text),
       });
     } catch (error) {
       log.error({ err: error }, 'could not persist the reply');
       outcome.status = 'failed';
       outcome.error ??= new AppError('internal_error', 'The reply could not be saved.');
     }
-    log.info({ status: outcome.status, finishReason, usage, characters: this.content.length }, 'reply ended');
+    log.info({ status: outcome.status, ...facts, characters: this.text.length }, 'reply ended');
   }
 
-  private end(outcome: Outcome, finishReason: FinishReason | null, usage: Usage | null): void {
+  private end(outcome: Outcome, facts: ReplyFacts): void {
     this.status = outcome.status;
     this.append({ type: 'text-end', id: TEXT_PART_ID });
     if (outcome.error) {
       this.append({ type: 'error', errorText: outcome.error.message });
     } else if (outcome.status === 'completed') {
-      const finish: UiMessagePart = { type: 'finish' };
-      if (finishReason) finish.finishReason = finishReason;
-      if (usage) finish.messageMetadata = { usage };
-      this.append(finish);
+      const { finishReason, usage, usageEstimated, timeToFirstTokenMs, durationMs } = facts;
+      const messageMetadata = { usage, usageEstimated, model: this.options.model, timeToFirstTokenMs, durationMs };
+      this.append(finishReason ? { type: 'finish', finishReason, messageMetadata } : { type: 'finish', messageMetadata });
     } else {
       this.append({ type: 'abort', reason: abortCauseOf(this.signal) });
     }

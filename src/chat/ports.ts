@@ -34,32 +34,93 @@ export interface StoredMessage {
   status: MessageStatus;
   finishReason: FinishReason | null;
   createdAt: Date;
+  /** Tokens of `content` in a context; null for rows stored before it was counted. */
+  tokenCount: number | null;
+  promptTokens: number | null;
+  completionTokens: number | null;
+  totalTokens: number | null;
+  usageEstimated: boolean;
+  model: string | null;
+  timeToFirstTokenMs: number | null;
+  durationMs: number | null;
+  systemPromptHash: string | null;
+}
+
+export type TitleSource = 'auto' | 'model' | 'user';
+
+export interface ChatSummary {
+  chatId: string;
+  title: string | null;
+  systemPrompt: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  messageCount: number;
+  /** Status of the newest assistant reply, null before the first one. */
+  lastReplyStatus: MessageStatus | null;
+}
+
+/** Where a page of the chat list starts: after this chat, in newest-activity order. */
+export interface ChatCursor {
+  updatedAt: Date;
+  chatId: string;
+}
+
+export interface FinishedReply {
+  content: string;
+  status: FinalStatus;
+  finishReason: FinishReason | null;
+  usage: Usage;
+  usageEstimated: boolean;
+  tokenCount: number;
+  timeToFirstTokenMs: number | null;
+  durationMs: number;
+}
+
+export interface NewTurn {
+  chatId: string;
+  /** Stored as the chat's prompt when the request carried one. */
+  systemPrompt: string | undefined;
+  /** Set when the chat has no title yet. */
+  title: string;
+  messages: Array<ChatMessage & { tokenCount: number }>;
+  reply: { id: string; model: string; systemPromptHash: string };
 }
 
 export interface ChatStore {
-  /** The chat's stored system prompt and its newest `limit` messages, oldest first; null if unknown. */
-  loadRecent(chatId: string, limit: number): Promise<{ systemPrompt: string | null; messages: StoredMessage[] } | null>;
-  /** Creates the chat if new, stores the prompt and the new messages, and opens the assistant reply as `streaming`, in one transaction. */
-  beginTurn(turn: {
-    chatId: string;
-    systemPrompt: string | undefined;
-    messages: ChatMessage[];
-    assistantMessageId: string;
-  }): Promise<void>;
+  /** The chat's prompt, its message count and its newest `limit` messages, oldest first; null if unknown. */
+  loadRecent(chatId: string, limit: number): Promise<{ systemPrompt: string | null; messageCount: number; messages: StoredMessage[] } | null>;
+  /** Creates the chat if new, stores the prompt and the new messages, and opens the reply as `streaming`, in one transaction. */
+  beginTurn(turn: NewTurn): Promise<void>;
   /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. */
   saveProgress(messageId: string, content: string): Promise<void>;
   /** Records how a reply ended. */
-  finishReply(
-    messageId: string,
-    reply: { content: string; status: FinalStatus; finishReason: FinishReason | null; usage: Usage | null },
-  ): Promise<void>;
+  finishReply(messageId: string, reply: FinishedReply): Promise<void>;
   /** Marks replies left `streaming` by a process that died as `interrupted`; returns how many. */
   interruptAbandonedReplies(): Promise<number>;
-  /** Every message of a chat, oldest first; null if the chat does not exist. */
-  listMessages(chatId: string): Promise<StoredMessage[] | null>;
+  /** Up to `limit` messages older than message `before` (or the newest), oldest first; null if the chat is unknown. */
+  listMessages(chatId: string, page: { limit: number; before?: string }): Promise<{ messages: StoredMessage[]; hasMore: boolean } | null>;
+  /** Up to `limit` chats, newest activity first, after `cursor`. */
+  listChats(page: { limit: number; cursor?: ChatCursor }): Promise<{ chats: ChatSummary[]; hasMore: boolean }>;
+  getChat(chatId: string): Promise<ChatSummary | null>;
+  /** Changes what is given; a title set here is never replaced by a generated one. Null if unknown. */
+  updateChat(chatId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary | null>;
+  /** Replaces an automatic title; a title set by a user is kept. */
+  setGeneratedTitle(chatId: string, title: string): Promise<void>;
+  /** Deletes the chat and its messages in one transaction; false if it did not exist. */
+  deleteChat(chatId: string): Promise<boolean>;
   /** Resolves when the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Counts tokens for one model family. */
+export interface TokenCounter {
+  readonly encoding: string;
+  count(text: string): number;
+  /** Tokens a message takes in a prompt, given (or counting) its content's tokens. */
+  messageTokens(message: ChatMessage, contentTokens?: number): number;
+  /** Tokens every prompt costs on top of its messages. */
+  readonly replyPriming: number;
 }
 
 /** One event of a model's streamed reply. */
@@ -71,6 +132,8 @@ export type LlmEvent =
 export interface LlmRequest {
   messages: ChatMessage[];
   signal: AbortSignal;
+  /** Most tokens the reply may have (sent as `max_tokens`). */
+  maxTokens?: number;
 }
 
 export interface LlmProvider {

@@ -22,11 +22,16 @@ export const configSchema = z.strictObject({
   }),
   chat: z.strictObject({
     max_conversation_pairs: z.number().int().min(0),
+    max_context_tokens: z.number().int().min(0),
+    reserve_output_tokens: z.number().int().min(1),
+    tokenizer: z.enum(['auto', 'o200k_base', 'cl100k_base']),
     default_system_prompt: z.string(),
+    generate_titles: z.boolean(),
   }),
   openai: z.strictObject({
     model: z.string().min(1),
     temperature: z.number().min(0).max(2),
+    max_tokens: z.number().int().min(0),
     max_retries: z.number().int().min(0).max(10),
     request_timeout_seconds: seconds,
     api_version: z.string().min(1),

@@ -7,6 +7,7 @@ export const STATUS_BY_CODE = {
   invalid_request: 400,
   invalid_json: 400,
   context_length_exceeded: 400,
+  context_too_long: 400,
   content_filtered: 400,
   not_found: 404,
   chat_not_found: 404,

@@ -24,3 +24,34 @@ export const lastEventIdSchema = z
   .transform(Number)
   .optional()
   .transform((value) => value ?? 0);
+
+/** A page size from the query string: `fallback` when absent. */
+export function pageLimit(fallback: number, max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, 'limit must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(max))
+    .optional()
+    .transform((value) => value ?? fallback);
+}
+
+export const chatListQuerySchema = z.object({
+  limit: pageLimit(20, 100),
+  cursor: z.string().min(1).max(200).optional(),
+});
+
+export const messageListQuerySchema = z.object({
+  limit: pageLimit(100, 500),
+  before: z.uuid({ error: 'before must be a message id' }).optional(),
+});
+
+export const chatUpdateSchema = z
+  .strictObject({
+    title: z.string().trim().min(1, 'title must not be empty').max(200),
+    systemPrompt: z.string().nullable(),
+  })
+  .partial()
+  .refine((changes) => changes.title !== undefined || changes.systemPrompt !== undefined, {
+    error: 'send title and/or systemPrompt',
+  });

@@ -45,22 +45,5 @@ export function chatRoutes(chat: ChatService, streaming: { heartbeatMs: number }
   });
   router.all('/api/chat/:chatId/stream', methodNotAllowed(['GET', 'DELETE']));
 
-  router.get('/api/chats/:chatId/messages', async (request, response) => {
-    const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
-    const messages = await chat.listMessages(chatId);
-    response.json({
-      chatId,
-      messages: messages.map((message) => ({
-        id: message.id,
-        role: message.role,
-        content: message.content,
-        status: message.status,
-        finishReason: message.finishReason,
-        createdAt: message.createdAt.toISOString(),
-      })),
-    });
-  });
-  router.all('/api/chats/:chatId/messages', methodNotAllowed(['GET']));
-
   return router;
 }

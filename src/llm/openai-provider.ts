@@ -56,6 +56,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
             model,
             messages: request.messages,
             temperature: options.temperature,
+            ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
             stream: true,
             stream_options: { include_usage: true },
           },

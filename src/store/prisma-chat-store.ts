@@ -1,16 +1,56 @@
 import { randomUUID } from 'node:crypto';
-import type { ChatMessage, ChatStore, FinalStatus, FinishReason, MessageStatus, Role, StoredMessage, Usage } from '../chat/ports';
+import type {
+  ChatCursor,
+  ChatStore,
+  ChatSummary,
+  FinishedReply,
+  FinishReason,
+  MessageStatus,
+  NewTurn,
+  Role,
+  StoredMessage,
+} from '../chat/ports';
+import { AppError } from '../errors/app-error';
 import type { PrismaClient } from './generated/client';
 
-const MESSAGE_FIELDS = { id: true, role: true, content: true, status: true, finishReason: true, createdAt: true } as const;
+const MESSAGE_FIELDS = {
+  id: true,
+  role: true,
+  content: true,
+  status: true,
+  finishReason: true,
+  createdAt: true,
+  tokenCount: true,
+  promptTokens: true,
+  completionTokens: true,
+  totalTokens: true,
+  usageEstimated: true,
+  model: true,
+  timeToFirstTokenMs: true,
+  durationMs: true,
+  systemPromptHash: true,
+} as const;
 
-interface MessageRow {
+const CHAT_FIELDS = {
+  id: true,
+  title: true,
+  systemPrompt: true,
+  createdAt: true,
+  updatedAt: true,
+  _count: { select: { messages: true } },
+  messages: { where: { role: 'assistant' }, orderBy: { seq: 'desc' }, take: 1, select: { status: true } },
+} as const;
+
+type MessageRow = Omit<StoredMessage, 'role' | 'status' | 'finishReason'> & { role: string; status: string; finishReason: string | null };
+
+interface ChatRow {
   id: string;
-  role: string;
-  content: string;
-  status: string;
-  finishReason: string | null;
+  title: string | null;
+  systemPrompt: string | null;
   createdAt: Date;
+  updatedAt: Date;
+  _count: { messages: number };
+  messages: Array<{ status: string }>;
 }
 
 /** The ChatStore on Prisma: the only place that knows table and column names. */
@@ -22,33 +62,41 @@ export class PrismaChatStore implements ChatStore {
       where: { id: chatId },
       select: {
         systemPrompt: true,
+        _count: { select: { messages: true } },
         // `seq` is the insertion order: timestamps can tie, it cannot.
         messages: { select: MESSAGE_FIELDS, orderBy: { seq: 'desc' }, take: limit },
       },
     });
     if (!chat) return null;
-    return { systemPrompt: chat.systemPrompt, messages: chat.messages.reverse().map(toStoredMessage) };
+    return { systemPrompt: chat.systemPrompt, messageCount: chat._count.messages, messages: chat.messages.reverse().map(toStoredMessage) };
   }
 
-  async beginTurn(turn: { chatId: string; systemPrompt: string | undefined; messages: ChatMessage[]; assistantMessageId: string }) {
-    const { chatId, systemPrompt, messages, assistantMessageId } = turn;
-    const rows: Array<{ id: string; chatId: string; role: string; content: string; status: string }> = messages.map((message) => ({
+  async beginTurn(turn: NewTurn) {
+    const { chatId, systemPrompt, title, messages, reply } = turn;
+    const rows = messages.map((message) => ({
       id: randomUUID(),
       chatId,
       role: message.role,
       content: message.content,
       status: 'completed',
+      tokenCount: message.tokenCount,
     }));
-    rows.push({ id: assistantMessageId, chatId, role: 'assistant', content: '', status: 'streaming' });
     await this.prisma.$transaction([
       this.prisma.chat.upsert({
         where: { id: chatId },
-        create: { id: chatId, systemPrompt: systemPrompt ?? null },
+        create: { id: chatId, systemPrompt: systemPrompt ?? null, title, titleSource: 'auto' },
         // Touching updatedAt on every turn keeps "latest activity" right; the prompt changes only when sent.
         update: systemPrompt === undefined ? { updatedAt: new Date() } : { systemPrompt },
+        select: { id: true },
       }),
+      // Titles are set once, from the first message, unless a user already chose one.
+      this.prisma.chat.updateMany({ where: { id: chatId, title: null }, data: { title, titleSource: 'auto' } }),
       // One row at a time: createMany gives no order guarantee for the autoincrement key on every database.
       ...rows.map((data) => this.prisma.message.create({ data, select: { seq: true } })),
+      this.prisma.message.create({
+        data: { ...reply, chatId, role: 'assistant', content: '', status: 'streaming' },
+        select: { seq: true },
+      }),
     ]);
   }
 
@@ -56,18 +104,20 @@ export class PrismaChatStore implements ChatStore {
     await this.prisma.message.updateMany({ where: { id: messageId, status: 'streaming' }, data: { content } });
   }
 
-  async finishReply(
-    messageId: string,
-    reply: { content: string; status: FinalStatus; finishReason: FinishReason | null; usage: Usage | null },
-  ) {
+  async finishReply(messageId: string, reply: FinishedReply) {
     await this.prisma.message.update({
       where: { id: messageId },
       data: {
         content: reply.content,
         status: reply.status,
         finishReason: reply.finishReason,
-        promptTokens: reply.usage?.promptTokens ?? null,
-        completionTokens: reply.usage?.completionTokens ?? null,
+        tokenCount: reply.tokenCount,
+        promptTokens: reply.usage.promptTokens,
+        completionTokens: reply.usage.completionTokens,
+        totalTokens: reply.usage.totalTokens,
+        usageEstimated: reply.usageEstimated,
+        timeToFirstTokenMs: reply.timeToFirstTokenMs,
+        durationMs: reply.durationMs,
       },
       select: { seq: true },
     });
@@ -78,12 +128,64 @@ export class PrismaChatStore implements ChatStore {
     return count;
   }
 
-  async listMessages(chatId: string) {
-    const chat = await this.prisma.chat.findUnique({
-      where: { id: chatId },
-      select: { messages: { select: MESSAGE_FIELDS, orderBy: { seq: 'asc' } } },
+  async listMessages(chatId: string, page: { limit: number; before?: string }) {
+    const chat = await this.prisma.chat.findUnique({ where: { id: chatId }, select: { id: true } });
+    if (!chat) return null;
+    let beforeSeq: number | undefined;
+    if (page.before !== undefined) {
+      const anchor = await this.prisma.message.findFirst({ where: { id: page.before, chatId }, select: { seq: true } });
+      if (!anchor) throw new AppError('invalid_request', '`before` is not the id of a message of this chat.');
+      beforeSeq = anchor.seq;
+    }
+    const rows = await this.prisma.message.findMany({
+      where: { chatId, ...(beforeSeq === undefined ? {} : { seq: { lt: beforeSeq } }) },
+      select: MESSAGE_FIELDS,
+      orderBy: { seq: 'desc' },
+      take: page.limit + 1,
     });
-    return chat ? chat.messages.map(toStoredMessage) : null;
+    const hasMore = rows.length > page.limit;
+    return { messages: rows.slice(0, page.limit).reverse().map(toStoredMessage), hasMore };
+  }
+
+  async listChats(page: { limit: number; cursor?: ChatCursor }) {
+    const { cursor } = page;
+    const rows = await this.prisma.chat.findMany({
+      where: cursor
+        ? { OR: [{ updatedAt: { lt: cursor.updatedAt } }, { updatedAt: cursor.updatedAt, id: { lt: cursor.chatId } }] }
+        : {},
+      orderBy: [{ updatedAt: 'desc' }, { id: 'desc' }],
+      take: page.limit + 1,
+      select: CHAT_FIELDS,
+    });
+    return { chats: rows.slice(0, page.limit).map(toChatSummary), hasMore: rows.length > page.limit };
+  }
+
+  async getChat(chatId: string) {
+    const row = await this.prisma.chat.findUnique({ where: { id: chatId }, select: CHAT_FIELDS });
+    return row ? toChatSummary(row) : null;
+  }
+
+  async updateChat(chatId: string, changes: { title?: string; systemPrompt?: string | null }) {
+    const { count } = await this.prisma.chat.updateMany({
+      where: { id: chatId },
+      data: {
+        ...(changes.title === undefined ? {} : { title: changes.title, titleSource: 'user' }),
+        ...(changes.systemPrompt === undefined ? {} : { systemPrompt: changes.systemPrompt }),
+      },
+    });
+    return count === 0 ? null : this.getChat(chatId);
+  }
+
+  async setGeneratedTitle(chatId: string, title: string) {
+    await this.prisma.chat.updateMany({ where: { id: chatId, NOT: { titleSource: 'user' } }, data: { title, titleSource: 'model' } });
+  }
+
+  async deleteChat(chatId: string) {
+    const [, deleted] = await this.prisma.$transaction([
+      this.prisma.message.deleteMany({ where: { chatId } }),
+      this.prisma.chat.deleteMany({ where: { id: chatId } }),
+    ]);
+    return deleted.count > 0;
   }
 
   async ping() {
@@ -97,12 +199,17 @@ export class PrismaChatStore implements ChatStore {
 }
 
 function toStoredMessage(row: MessageRow): StoredMessage {
+  return { ...row, role: row.role as Role, status: row.status as MessageStatus, finishReason: row.finishReason as FinishReason | null };
+}
+
+function toChatSummary(row: ChatRow): ChatSummary {
   return {
-    id: row.id,
-    role: row.role as Role,
-    content: row.content,
-    status: row.status as MessageStatus,
-    finishReason: row.finishReason as FinishReason | null,
+    chatId: row.id,
+    title: row.title,
+    systemPrompt: row.systemPrompt,
     createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+    messageCount: row._count.messages,
+    lastReplyStatus: (row.messages[0]?.status as MessageStatus | undefined) ?? null,
   };
 }

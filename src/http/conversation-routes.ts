@@ -1,0 +1,82 @@
+import { Router } from 'express';
+import type { Conversations } from '../chat/conversations';
+import type { ChatSummary, StoredMessage } from '../chat/ports';
+import { AppError } from '../errors/app-error';
+import { chatIdSchema, chatListQuerySchema, chatUpdateSchema, messageListQuerySchema } from './chat-request-schema';
+import { methodNotAllowed } from './error-handler';
+import { parseInput } from './parse-input';
+
+/** The conversations API: list, read, rename and delete chats; page through their messages. */
+export function conversationRoutes(conversations: Conversations): Router {
+  const router = Router();
+
+  router.get('/api/chats', async (request, response) => {
+    const query = parseInput(chatListQuerySchema, request.query, 'query');
+    const page = await conversations.list(query.limit, query.cursor);
+    response.json({ chats: page.chats.map(({ systemPrompt: _prompt, ...chat }) => chatJson(chat)), nextCursor: page.nextCursor });
+  });
+  router.all('/api/chats', methodNotAllowed(['GET']));
+
+  router.get('/api/chats/:chatId', async (request, response) => {
+    const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
+    response.json(chatJson(await conversations.get(chatId)));
+  });
+
+  router.patch('/api/chats/:chatId', async (request, response) => {
+    const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
+    if (!request.is('application/json')) {
+      throw new AppError('unsupported_media_type', 'Send the request body as JSON with Content-Type: application/json.');
+    }
+    const changes = parseInput(chatUpdateSchema, request.body, 'chat update');
+    response.json(chatJson(await conversations.update(chatId, changes)));
+  });
+
+  router.delete('/api/chats/:chatId', async (request, response) => {
+    const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
+    await conversations.delete(chatId);
+    response.status(204).end();
+  });
+  router.all('/api/chats/:chatId', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
+
+  router.get('/api/chats/:chatId/messages', async (request, response) => {
+    const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
+    const query = parseInput(messageListQuerySchema, request.query, 'query');
+    const page = await conversations.messages(chatId, query.limit, query.before);
+    response.json({ chatId, messages: page.messages.map(messageJson), nextBefore: page.nextBefore });
+  });
+  router.all('/api/chats/:chatId/messages', methodNotAllowed(['GET']));
+
+  return router;
+}
+
+function chatJson(chat: Omit<ChatSummary, 'systemPrompt'> & { systemPrompt?: string | null }) {
+  return {
+    chatId: chat.chatId,
+    title: chat.title,
+    ...(chat.systemPrompt === undefined ? {} : { systemPrompt: chat.systemPrompt }),
+    createdAt: chat.createdAt.toISOString(),
+    updatedAt: chat.updatedAt.toISOString(),
+    messageCount: chat.messageCount,
+    lastReplyStatus: chat.lastReplyStatus,
+  };
+}
+
+function messageJson(message: StoredMessage) {
+  return {
+    id: message.id,
+    role: message.role,
+    content: message.content,
+    status: message.status,
+    finishReason: message.finishReason,
+    createdAt: message.createdAt.toISOString(),
+    usage:
+      message.promptTokens === null
+        ? null
+        : { promptTokens: message.promptTokens, completionTokens: message.completionTokens, totalTokens: message.totalTokens },
+    usageEstimated: message.usageEstimated,
+    model: message.model,
+    timeToFirstTokenMs: message.timeToFirstTokenMs,
+    durationMs: message.durationMs,
+    systemPromptHash: message.systemPromptHash,
+  };
+}
