@@ -6,9 +6,10 @@ const MAX_TITLE_LENGTH = 60;
 export function titleFromMessage(content: string): string {
   const line = content.replace(/\s+/g, ' ').trim();
   if (line.length <= MAX_TITLE_LENGTH) return line;
-  const cut = line.slice(0, MAX_TITLE_LENGTH - 1);
+  // Cut before the word the limit falls in, unless that leaves too little.
+  const cut = line.slice(0, MAX_TITLE_LENGTH);
   const lastSpace = cut.lastIndexOf(' ');
-  return `${(lastSpace > MAX_TITLE_LENGTH / 2 ? cut.slice(0, lastSpace) : cut).trimEnd()}…`;
+  return `${(lastSpace > MAX_TITLE_LENGTH / 2 ? cut.slice(0, lastSpace) : cut.slice(0, MAX_TITLE_LENGTH - 1)).trimEnd()}…`;
 }
 
 const TITLE_PROMPT =

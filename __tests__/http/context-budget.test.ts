@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import { getPath, postChat, userTurn } from '../support/chat-client';
+import { azureErrors, startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
+import { parseParts } from '../support/sse';
+import { startTestService, type TestService } from '../support/test-service';
+
+let upstream: FakeUpstream;
+let service: TestService;
+
+beforeEach(async () => {
+  upstream = await startFakeUpstream();
+  service = await startTestService({ upstream });
+});
+
+afterEach(async () => {
+  await service.close();
+  await upstream.close();
+});
+
+async function send(chatId: string, content: string, reply: string, systemPrompt?: string, target = service) {
+  upstream.enqueue({ kind: 'stream', content: [reply] });
+  return postChat(target.url, userTurn(chatId, content, systemPrompt));
+}
+
+const FIFTY_XS = Array.from({ length: 50 }, () => 'x').join(' ');
+
+describe('context within a token budget', () => {
+  /*
+   * The worked example, in o200k_base tokens (the fake deployment is gpt-4o). Each message costs
+   * its content + 4, every prompt 3 more:
+   *   system "Be brief."                                   3 + 4 =  7
+   *   pair 1 "alpha beta gamma" / "Short answer."          7 + 7 = 14
+   *   pair 2 fifty "x" / "Short answer."                  54 + 7 = 61
+   *   pair 3 "Tell me about the sea." / "The sea is big." 10 + 9 = 19
+   *   new    "Last question?"                              3 + 4 =  7
+   * Budget: max_context_tokens 1100 - reserve_output_tokens 1050 = 50.
+   * 7 + 7 + 3 = 17; with pair 3: 36; pair 2 would make 97 > 50, so the history stops there, and
+   * pair 1, which would still fit (50), is not taken: the history is never split.
+   */
+  test('keeps the newest whole pairs that fit, stopping at the first that does not', async () => {
+    const chatId = randomUUID();
+    await send(chatId, 'alpha beta gamma', 'Short answer.', 'Be brief.');
+    await send(chatId, FIFTY_XS, 'Short answer.');
+    await send(chatId, 'Tell me about the sea.', 'The sea is big.');
+    const tight = await startTestService({
+      upstream,
+      reuseDatabase: service.databasePath,
+      configToml: '[chat]\nmax_context_tokens = 1100\nreserve_output_tokens = 1050\n',
+    });
+    try {
+      const exchange = await send(chatId, 'Last question?', 'Answer.', undefined, tight);
+
+      expect(exchange.status).toBe(200);
+      expect(upstream.requests.at(-1)!.body.messages).toEqual([
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Tell me about the sea.' },
+        { role: 'assistant', content: 'The sea is big.' },
+        { role: 'user', content: 'Last question?' },
+      ]);
+      expect(upstream.requests.at(-1)!.body.max_tokens).toBe(1050);
+      expect(parseParts(exchange.text)[0]!.messageMetadata).toEqual({ contextMessages: 4, droppedMessages: 4, promptTokensEstimate: 36 });
+    } finally {
+      await tight.close();
+    }
+  });
+
+  test('answers 400 context_too_long before any upstream call when the new message alone cannot fit', async () => {
+    const tight = await startTestService({ upstream, configToml: '[chat]\nmax_context_tokens = 1100\nreserve_output_tokens = 1050\n' });
+    try {
+      const exchange = await postChat(tight.url, userTurn(randomUUID(), FIFTY_XS));
+      expect(exchange.status).toBe(400);
+      // Default system prompt 6 + 4, the message 50 + 4, and 3.
+      expect(exchange.json()).toEqual({
+        error: {
+          code: 'context_too_long',
+          message: "The new message is too long for the model's context window.",
+          details: { promptTokens: 67, maxPromptTokens: 50 },
+        },
+      });
+      expect(upstream.requests).toHaveLength(0);
+      expect(tight.query('SELECT COUNT(*) AS count FROM Message')).toEqual([{ count: 0 }]);
+      expect(tight.query('SELECT COUNT(*) AS count FROM Chat')).toEqual([{ count: 0 }]);
+    } finally {
+      await tight.close();
+    }
+  });
+
+  test('when the upstream still answers context_length_exceeded, drops the oldest pairs and retries once', async () => {
+    const chatId = randomUUID();
+    for (const number of [1, 2, 3, 4]) await send(chatId, `Q${number}`, `A${number}`);
+    upstream.enqueue(azureErrors.contextLengthExceeded(), { kind: 'stream', content: ['Fits now'] });
+
+    const exchange = await postChat(service.url, userTurn(chatId, 'Q5'));
+
+    expect(exchange.status).toBe(200);
+    const [refused, retried] = upstream.requests.slice(-2).map((request) => request.body.messages.map((message: { content: string }) => message.content));
+    expect(refused).toEqual(['You are a helpful assistant.', 'Q1', 'A1', 'Q2', 'A2', 'Q3', 'A3', 'Q4', 'A4', 'Q5']);
+    expect(retried).toEqual(['You are a helpful assistant.', 'Q3', 'A3', 'Q4', 'A4', 'Q5']);
+    const parts = parseParts(exchange.text);
+    expect(parts[0]!.messageMetadata).toMatchObject({ contextMessages: 6, droppedMessages: 4 });
+    expect(parts.filter((part) => part.type === 'text-delta').map((part) => part.delta)).toEqual(['Fits now']);
+    expect(service.query("SELECT content, status FROM Message WHERE role = 'assistant' ORDER BY seq DESC LIMIT 1")).toEqual([
+      { content: 'Fits now', status: 'completed' },
+    ]);
+  });
+
+  test('a second context_length_exceeded is answered with 400', async () => {
+    const chatId = randomUUID();
+    await send(chatId, 'Q1', 'A1');
+    upstream.enqueue(azureErrors.contextLengthExceeded(), azureErrors.contextLengthExceeded());
+    const exchange = await postChat(service.url, userTurn(chatId, 'Q2'));
+    expect(exchange.status).toBe(400);
+    expect(exchange.json().error.code).toBe('context_length_exceeded');
+    expect(upstream.requests).toHaveLength(3);
+  });
+});
+
+describe('usage and timing per reply', () => {
+  test('are exact when the usage chunk arrives, and returned by the history API', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Four ', 'words ', 'right ', 'here'], usage: { prompt_tokens: 21, completion_tokens: 4, total_tokens: 25 } });
+    const exchange = await postChat(service.url, userTurn(chatId, 'Hi', 'Be brief.'));
+    const finish = parseParts(exchange.text).at(-1)!;
+
+    const reply = (await getPath(service.url, `/api/chats/${chatId}/messages`)).json().messages[1];
+    expect(reply).toEqual({
+      id: expect.any(String),
+      role: 'assistant',
+      content: 'Four words right here',
+      status: 'completed',
+      finishReason: 'stop',
+      createdAt: expect.any(String),
+      usage: { promptTokens: 21, completionTokens: 4, totalTokens: 25 },
+      usageEstimated: false,
+      model: 'gpt-4o',
+      timeToFirstTokenMs: expect.any(Number),
+      durationMs: expect.any(Number),
+      // sha256("Be brief.")
+      systemPromptHash: '213c22ed7234eb11116e1e88f314c73cb3a019b5c87fe224b6ce5665bd9ec50e',
+    });
+    expect(finish.messageMetadata).toEqual({
+      usage: { promptTokens: 21, completionTokens: 4, totalTokens: 25 },
+      usageEstimated: false,
+      model: 'gpt-4o',
+      timeToFirstTokenMs: reply.timeToFirstTokenMs,
+      durationMs: reply.durationMs,
+    });
+    expect(reply.timeToFirstTokenMs).toBeLessThanOrEqual(reply.durationMs);
+  });
+
+  test('are estimated with the tokenizer when the stream is cut', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['The sea is big.', ' More'], ending: 'reset', cutAfter: 1 });
+    const exchange = await postChat(service.url, userTurn(chatId, 'Hello'));
+    expect(parseParts(exchange.text).at(-1)!.type).toBe('error');
+
+    const reply = (await getPath(service.url, `/api/chats/${chatId}/messages`)).json().messages[1];
+    // Prompt: 6 + 4 (system) + 1 + 4 ("Hello") + 3 = 18; completion: "The sea is big." = 5.
+    expect(reply).toMatchObject({
+      content: 'The sea is big.',
+      status: 'failed',
+      usage: { promptTokens: 18, completionTokens: 5, totalTokens: 23 },
+      usageEstimated: true,
+    });
+  });
+});
