@@ -1,113 +1,11 @@
-import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { EventEmitter } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { pathToFileURL } from 'node:url';
-import { PROJECT_ROOT } from '../src/build-service';
-
-const MAIN_PATH = path.join(PROJECT_ROOT, 'src', 'main.ts');
-// `--import tsx` resolves tsx from the working directory, which here is a temp folder with no
-// node_modules: pass the loader's own file URL instead.
-const TSX_LOADER = pathToFileURL(require.resolve('tsx', { paths: [PROJECT_ROOT] })).href;
-
-/** Variables the service reads; none may leak in from the environment running the tests. */
-const SERVICE_VARIABLES = ['NODE_ENV', 'PORT', 'HOST', 'DATABASE_URL', 'CONFIG_PATH', 'LOG_LEVEL'];
+import { serviceEnvironment, startServer, stopServers } from './support/server-process';
 
 const SIMULATOR_WARNING =
   'No model provider is configured: replies come from the built-in SIMULATOR. ' +
   'Set AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT_NAME (or OPENAI_API_KEY) to use a real model.';
-
-interface LogLine {
-  level: number;
-  msg: string;
-  [key: string]: unknown;
-}
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface ServerProcess {
-  child: ChildProcessByStdio<null, Readable, Readable>;
-  /** Every JSON line written to stdout so far. */
-  logs: LogLine[];
-  stderr(): string;
-  /** The first log line matching `predicate`; rejects if the process ends first or after `timeoutMs`. */
-  waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
-  /** How the process ended; rejects if it is still running after `timeoutMs`. */
-  waitForExit(timeoutMs?: number): Promise<Exit>;
-}
-
-/** A copy of the environment without anything that configures the service, plus `overrides`. */
-function serviceEnvironment(overrides: Record<string, string>): NodeJS.ProcessEnv {
-  const environment = { ...process.env };
-  for (const name of Object.keys(environment)) {
-    if (/^(AZURE_|OPENAI_)/.test(name) || SERVICE_VARIABLES.includes(name)) delete environment[name];
-  }
-  return { ...environment, ...overrides };
-}
-
-function withDeadline<T>(promise: Promise<T>, timeoutMs: number, what: () => string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`)), timeoutMs);
-  });
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
-}
-
-const running: ServerProcess[] = [];
-
-function startServer(cwd: string, environment: NodeJS.ProcessEnv): ServerProcess {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN_PATH], { cwd, env: environment, stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: LogLine[] = [];
-  const events = new EventEmitter();
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-    stdout += chunk;
-    const lines = stdout.split('\n');
-    stdout = lines.pop()!;
-    for (const text of lines.filter(Boolean)) {
-      const line = JSON.parse(text) as LogLine;
-      logs.push(line);
-      events.emit('log', line);
-    }
-  });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-  });
-  // 'close', not 'exit': by then stdout and stderr have been read to the end.
-  const closed = new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
-  const details = () => `\nstdout: ${JSON.stringify(logs)}\nstderr: ${stderr}`;
-
-  const server: ServerProcess = {
-    child,
-    logs,
-    stderr: () => stderr,
-    waitForLog(predicate, timeoutMs = 15_000) {
-      const found = new Promise<LogLine>((resolve, reject) => {
-        const earlier = logs.find(predicate);
-        if (earlier) return resolve(earlier);
-        const onLog = (line: LogLine) => {
-          if (!predicate(line)) return;
-          events.off('log', onLog);
-          resolve(line);
-        };
-        events.on('log', onLog);
-        void closed.then(() => reject(new Error(`the server exited before the expected log line${details()}`)));
-      });
-      return withDeadline(found, timeoutMs, () => `a log line${details()}`);
-    },
-    waitForExit(timeoutMs = 10_000) {
-      return withDeadline(closed, timeoutMs, () => `the server to exit${details()}`);
-    },
-  };
-  running.push(server);
-  return server;
-}
 
 async function getJson(url: string): Promise<{ status: number; body: unknown }> {
   const response = await fetch(url);
@@ -122,10 +20,7 @@ describe('main (the server process)', () => {
   });
 
   afterEach(async () => {
-    for (const server of running.splice(0)) {
-      if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-      await server.waitForExit();
-    }
+    await stopServers();
     rmSync(directory, { recursive: true, force: true });
   });
 

@@ -41,9 +41,13 @@ interface PreparedTurn {
 export class ChatService {
   /** Chats from the start of a turn until its reply is stored: one turn at a time per chat. */
   private readonly busyChats = new Set<string>();
+  /** Turns accepted but not yet streaming (or failed): shutdown waits for them too. */
+  private readonly settingUp = new Set<Promise<unknown>>();
   /** The generation of each busy chat, once its context is built. */
   private readonly generations = new Map<string, Generation>();
   private accepting = true;
+  /** Set once shutdown stops what is left: a generation created after that is stopped at once. */
+  private stopping = false;
 
   constructor(private readonly options: ChatServiceOptions) {}
 
@@ -53,19 +57,26 @@ export class ChatService {
    * @throws AppError: generation_in_progress, context_too_long, service_unavailable, or an upstream error.
    */
   async startTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
-    const { chatId } = request;
     if (!this.accepting) throw new AppError('service_unavailable', 'The service is shutting down.');
-    if (this.busyChats.has(chatId)) {
+    if (this.busyChats.has(request.chatId)) {
       throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
     }
-    const startedAt = Date.now();
     // Claimed before the first await, so that a concurrent turn on this chat sees it.
-    this.busyChats.add(chatId);
+    this.busyChats.add(request.chatId);
+    const setup = this.setUpTurn(request, clientSignal, log);
+    this.settingUp.add(setup);
+    return setup.finally(() => this.settingUp.delete(setup));
+  }
+
+  private async setUpTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
+    const { chatId } = request;
+    const startedAt = Date.now();
     try {
       const turn = await this.prepareTurn(request);
       const context = this.plan(turn, this.options.maxConversationPairs);
       const generation = this.createGeneration(chatId, turn, context, startedAt, log);
       this.generations.set(chatId, generation);
+      if (this.stopping) generation.abort('shutdown');
       await this.options.store.beginTurn({
         chatId,
         systemPrompt: request.messages.findLast((message) => message.role === 'system')?.content,
@@ -194,13 +205,17 @@ export class ChatService {
    */
   async shutdown(graceMs = 0): Promise<void> {
     this.accepting = false;
-    const running = [...this.generations.values()].map((generation) => generation.finished);
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((resolve) => (timer = setTimeout(resolve, graceMs)));
-    await Promise.race([Promise.all(running), graceOver]);
+    const allDone = async () => {
+      await Promise.allSettled([...this.settingUp]);
+      await Promise.all([...this.generations.values()].map((generation) => generation.finished));
+    };
+    await Promise.race([allDone(), graceOver]);
     clearTimeout(timer);
+    this.stopping = true;
     for (const generation of this.generations.values()) generation.abort('shutdown');
-    await Promise.all([...this.generations.values()].map((generation) => generation.finished));
+    await allDone();
   }
 
   private logContext(context: Context, log: Logger): void {
