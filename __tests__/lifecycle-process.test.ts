@@ -151,7 +151,7 @@ function readMessages(databasePath: string, chatId: string): MessageRow[] {
 }
 
 function userTurn(chatId: string, content: string): TurnRequest {
-  return { chatId, messages: [{ role: 'user', content }] };
+  return { chatId, ownerId: 'local', messages: [{ role: 'user', content }] };
 }
 
 describe('the server process across stops', () => {
@@ -162,7 +162,8 @@ describe('the server process across stops', () => {
   /** The environment of a server on this test's database, configured by `configToml`, backed by the fake. */
   function environmentWith(configToml: string): NodeJS.ProcessEnv {
     const configPath = path.join(directory, 'config.toml');
-    writeFileSync(configPath, configToml);
+    // These tests are about stops, not keys.
+    writeFileSync(configPath, `[auth]\nenabled = false\n${configToml}`);
     return serviceEnvironment({
       PORT: '0',
       HOST: '127.0.0.1',
@@ -342,6 +343,7 @@ describe('ChatService.shutdown and a turn that is still being prepared', () => {
         provider: service.provider,
         counter: createTokenCounter('o200k_base'),
         maxConversationPairs: 50,
+        maxTurnsPerOwner: undefined,
         maxPromptTokens: 100_000,
         maxReplyTokens: 1_000,
         defaultSystemPrompt: 'You are a helpful assistant.',

@@ -81,10 +81,29 @@ describe('main (the server process)', () => {
     expect(await getJson(`http://127.0.0.1:${port}/readyz`)).toEqual({ status: 200, body: { status: 'ready' } });
     expect(existsSync(databasePath)).toBe(true);
 
+    // The first start creates a key and shows it once; the API needs it.
+    const firstKeyLine = server.logs.find((line) => line.msg.startsWith('First start'))!;
+    expect(firstKeyLine.level).toBe(40);
+    const key = /: (lss_[A-Za-z0-9_-]{43}) \./.exec(firstKeyLine.msg)![1]!;
+    const chat = (headers: Record<string, string>) =>
+      fetch(`http://127.0.0.1:${port}/api/chat`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ chatId: '123e4567-e89b-42d3-a456-426614174000', messages: [{ role: 'user', content: 'Hi' }] }),
+      });
+    const refused = await chat({});
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get('www-authenticate')).toBe('Bearer');
+    const accepted = await chat({ authorization: `Bearer ${key}` });
+    expect(accepted.status).toBe(200);
+    expect(await accepted.text()).toContain('data: [DONE]');
+
     server.child.kill('SIGTERM');
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
     const messages = server.logs.map((line) => line.msg);
-    expect(messages).toEqual([SIMULATOR_WARNING, 'database migrated', 'listening', 'shutting down', 'stopped']);
+    expect(messages.slice(0, 4)).toEqual([SIMULATOR_WARNING, 'database migrated', firstKeyLine.msg, 'listening']);
+    expect(messages.slice(-2)).toEqual(['shutting down', 'stopped']);
+    expect(firstKeyLine.msg).toContain('npm run keys -- create --name NAME');
     expect(server.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ level: 30, signal: 'SIGTERM' });
   }, 30_000);
 
@@ -104,7 +123,7 @@ describe('main (the server process)', () => {
 
     const listening = await server.waitForLog((line) => line.msg === 'listening');
     expect(listening).toMatchObject({ level: 30, host: '127.0.0.1', provider: 'openai', model: 'model-from-environment' });
-    expect(server.logs.filter((line) => line.level >= 40)).toEqual([]);
+    expect(server.logs.filter((line) => line.level >= 40 && !line.msg.startsWith('First start'))).toEqual([]);
 
     expect(await getJson(`http://127.0.0.1:${listening.port as number}/healthz`)).toEqual({
       status: 200,

@@ -6,6 +6,7 @@ import type { ChatStore, LlmProvider } from './chat/ports';
 import type { Config } from './config/config-schema';
 import type { ProviderSettings } from './config/resolve-provider';
 import { createApp } from './http/create-app';
+import { ApiKeys } from './auth/api-keys';
 import { Conversations } from './chat/conversations';
 import { ConfigError } from './config/config-error';
 import { createProvider } from './llm/create-provider';
@@ -17,6 +18,8 @@ export interface Service {
   chat: ChatService;
   store: ChatStore;
   provider: LlmProvider;
+  /** Undefined when auth is off. */
+  keys: ApiKeys | undefined;
   appliedMigrations: string[];
 }
 
@@ -29,7 +32,7 @@ export const PROJECT_ROOT = path.resolve(__dirname, '..');
  */
 export async function buildService(options: { config: Config; providerSettings: ProviderSettings; logger: Logger }): Promise<Service> {
   const { config, providerSettings, logger } = options;
-  const { store, appliedMigrations } = await openSqliteStore({
+  const { store, keys: keyStore, appliedMigrations } = await openSqliteStore({
     databaseUrl: config.database.url,
     migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
   });
@@ -46,6 +49,7 @@ export async function buildService(options: { config: Config; providerSettings: 
     maxPromptTokens: window - config.chat.reserve_output_tokens,
     maxReplyTokens: config.openai.max_tokens || config.chat.reserve_output_tokens,
     generateTitles: config.chat.generate_titles,
+    maxTurnsPerOwner: config.auth.enabled ? config.limits.concurrent_streams : undefined,
     defaultSystemPrompt: config.chat.default_system_prompt,
     logContent: config.logging.log_content,
     idleTimeoutMs: config.streaming.upstream_idle_timeout_seconds * 1000,
@@ -53,8 +57,9 @@ export async function buildService(options: { config: Config; providerSettings: 
     checkpointIntervalMs: config.streaming.checkpoint_interval_seconds * 1000,
   });
   const conversations = new Conversations(store, chat);
-  const app = createApp({ config, logger, chat, conversations, store, provider });
-  return { app, chat, store, provider, appliedMigrations };
+  const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;
+  const app = createApp({ config, logger, keys, chat, conversations, store, provider });
+  return { app, chat, store, provider, keys, appliedMigrations };
 }
 
 /** The model's context window, which must leave room for the prompt after the reserved reply. */

@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:http';
 import path from 'node:path';
 import { buildService, PROJECT_ROOT } from './build-service';
 import { ConfigError } from './config/config-error';
 import { loadConfig } from './config/load-config';
 import { resolveProvider } from './config/resolve-provider';
+import { createHttpServer } from './http/create-server';
 import { createLogger } from './logging/create-logger';
 
 /** The only module that reads the environment and listens. */
@@ -21,14 +21,24 @@ async function main(): Promise<void> {
     );
   }
 
-  const { app, chat, store, provider, appliedMigrations } = await buildService({ config, providerSettings, logger });
+  const { app, chat, store, provider, keys, appliedMigrations } = await buildService({ config, providerSettings, logger });
   if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
+  const firstKey = await keys?.createFirstKey();
+  if (firstKey) {
+    // The one time this key is shown: it is stored only as a hash.
+    logger.warn(
+      `First start: created the API key "default": ${firstKey} . Send it as "Authorization: Bearer <key>". ` +
+        'It is not shown again. Create more with: npm run keys -- create --name NAME',
+    );
+  }
 
-  const server = createServer(app);
-  server.listen(config.server.port, config.server.host, () => {
+  const server = createHttpServer(app);
+  // An open service without keys stays on this machine unless HOST says otherwise.
+  const host = config.server.host ?? (config.auth.enabled ? '0.0.0.0' : '127.0.0.1');
+  server.listen(config.server.port, host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.server.port;
-    logger.info({ host: config.server.host, port, provider: provider.name, model: provider.model }, 'listening');
+    logger.info({ host, port, auth: config.auth.enabled, provider: provider.name, model: provider.model }, 'listening');
   });
 
   let stopping = false;

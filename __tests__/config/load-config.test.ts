@@ -10,7 +10,9 @@ const DEFAULTS_PATH = path.join(PROJECT_ROOT, 'config', 'default.toml');
 
 /** config/default.toml plus the built-in server and database defaults. */
 const DEFAULT_CONFIG: Config = {
-  server: { port: 3000, host: '0.0.0.0', body_limit: '1mb' },
+  server: { port: 3000, body_limit: '1mb', cors_origins: [] },
+  auth: { enabled: true },
+  limits: { requests_per_minute: 60, concurrent_streams: 4, max_messages_per_request: 50, max_message_characters: 100_000 },
   database: { url: 'file:./data/chat.db' },
   chat: {
     max_conversation_pairs: 50,
@@ -116,7 +118,7 @@ describe('loadConfig', () => {
     };
     expect(loadConfig(DEFAULTS_PATH, environment)).toEqual({
       ...DEFAULT_CONFIG,
-      server: { port: 4000, host: '127.0.0.1', body_limit: '1mb' },
+      server: { port: 4000, host: '127.0.0.1', body_limit: '1mb', cors_origins: [] },
       database: { url: 'file:/tmp/from-environment.db' },
       openai: { ...DEFAULT_CONFIG.openai, model: 'llama3.2', api_version: '2025-01-01-preview' },
       logging: { level: 'debug', log_content: false },
@@ -125,7 +127,7 @@ describe('loadConfig', () => {
 
   test('trims the values of environment overrides', () => {
     const config = loadConfig(DEFAULTS_PATH, { PORT: ' 4000 ', HOST: ' 127.0.0.1\n', OPENAI_MODEL: '\tgpt-4o-mini ' });
-    expect(config.server).toEqual({ port: 4000, host: '127.0.0.1', body_limit: '1mb' });
+    expect(config.server).toEqual({ port: 4000, host: '127.0.0.1', body_limit: '1mb', cors_origins: [] });
     expect(config.openai.model).toBe('gpt-4o-mini');
   });
 

@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { buildService, PROJECT_ROOT, type Service } from '../../src/build-servic
 import type { Config } from '../../src/config/config-schema';
 import { loadConfig, type Environment } from '../../src/config/load-config';
 import { resolveProvider } from '../../src/config/resolve-provider';
+import { createHttpServer } from '../../src/http/create-server';
 import { createLogger } from '../../src/logging/create-logger';
 import type { FakeUpstream } from './fake-upstream';
 
@@ -31,6 +32,8 @@ export interface TestServiceOptions {
   upstream?: FakeUpstream;
   /** TOML written to a file named by CONFIG_PATH. */
   configToml?: string;
+  /** Require API keys (default: off, so that tests about other things need none). */
+  auth?: boolean;
   environment?: Environment;
   /** Opens this existing SQLite file (as a restarted process would) instead of a fresh one. */
   reuseDatabase?: string;
@@ -49,11 +52,9 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     ...azureEnvironment(options.upstream),
     ...options.environment,
   };
-  if (options.configToml !== undefined) {
-    const configPath = path.join(directory, 'config.toml');
-    writeFileSync(configPath, options.configToml);
-    environment.CONFIG_PATH = configPath;
-  }
+  const configPath = path.join(directory, 'config.toml');
+  writeFileSync(configPath, `${options.auth ? '' : '[auth]\nenabled = false\n'}${options.configToml ?? ''}`);
+  environment.CONFIG_PATH = configPath;
   const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), environment);
   const logs: string[] = [];
   const destination = new Writable({
@@ -64,7 +65,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   });
   const logger = createLogger(config.logging.level, destination);
   const service = await buildService({ config, providerSettings: resolveProvider(config, environment), logger });
-  const server = createServer(service.app);
+  const server = createHttpServer(service.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const database = new Database(databasePath);
 

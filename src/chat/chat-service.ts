@@ -18,6 +18,8 @@ export interface ChatServiceOptions {
   maxReplyTokens: number;
   defaultSystemPrompt: string;
   generateTitles: boolean;
+  /** Most turns one owner may run at once; undefined: no limit. */
+  maxTurnsPerOwner: number | undefined;
   logContent: boolean;
   idleTimeoutMs: number;
   resumeGraceMs: number;
@@ -26,6 +28,8 @@ export interface ChatServiceOptions {
 
 export interface TurnRequest {
   chatId: string;
+  /** The API key the turn is made with; a chat belongs to the key that created it. */
+  ownerId: string;
   messages: ChatMessage[];
 }
 
@@ -39,8 +43,10 @@ interface PreparedTurn {
 
 /** Runs chat turns: builds each turn's context, persists it, and keeps its generation. */
 export class ChatService {
-  /** Chats from the start of a turn until its reply is stored: one turn at a time per chat. */
-  private readonly busyChats = new Set<string>();
+  /** Chats from the start of a turn until its reply is stored (one turn at a time per chat), with their owner. */
+  private readonly busyChats = new Map<string, string>();
+  /** How many turns each owner is running. */
+  private readonly turnsByOwner = new Map<string, number>();
   /** Turns accepted but not yet streaming (or failed): shutdown waits for them too. */
   private readonly settingUp = new Set<Promise<unknown>>();
   /** The generation of each busy chat, once its context is built. */
@@ -57,19 +63,28 @@ export class ChatService {
    * @throws AppError: generation_in_progress, context_too_long, service_unavailable, or an upstream error.
    */
   async startTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
+    const { chatId, ownerId } = request;
     if (!this.accepting) throw new AppError('service_unavailable', 'The service is shutting down.');
-    if (this.busyChats.has(request.chatId)) {
+    const busyOwner = this.busyChats.get(chatId);
+    if (busyOwner !== undefined) {
+      if (busyOwner !== ownerId) throw chatNotFound();
       throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
     }
+    const running = this.turnsByOwner.get(ownerId) ?? 0;
+    const { maxTurnsPerOwner } = this.options;
+    if (maxTurnsPerOwner !== undefined && running >= maxTurnsPerOwner) {
+      throw new AppError('rate_limited', `At most ${maxTurnsPerOwner} replies may stream at once for this API key.`, { retryAfterSeconds: 1 });
+    }
     // Claimed before the first await, so that a concurrent turn on this chat sees it.
-    this.busyChats.add(request.chatId);
+    this.busyChats.set(chatId, ownerId);
+    this.turnsByOwner.set(ownerId, running + 1);
     const setup = this.setUpTurn(request, clientSignal, log);
     this.settingUp.add(setup);
     return setup.finally(() => this.settingUp.delete(setup));
   }
 
   private async setUpTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
-    const { chatId } = request;
+    const { chatId, ownerId } = request;
     const startedAt = Date.now();
     try {
       const turn = await this.prepareTurn(request);
@@ -79,31 +94,37 @@ export class ChatService {
       if (this.stopping) generation.abort('shutdown');
       await this.options.store.beginTurn({
         chatId,
+        ownerId,
         systemPrompt: request.messages.findLast((message) => message.role === 'system')?.content,
         title: titleFromMessage(turn.newMessages.find((message) => message.role === 'user')?.content ?? turn.newMessages[0]!.content),
         messages: turn.newMessages.map((message, index) => ({ ...message, tokenCount: turn.newTokenCounts[index]! })),
         reply: { id: generation.messageId, model: this.options.provider.model, systemPromptHash: sha256(turn.systemPrompt) },
       });
       const events = await this.openStream(generation, turn, context, clientSignal, log);
-      void generation.run(events).finally(() => this.release(chatId));
+      void generation.run(events).finally(() => this.release(request));
       if (this.options.generateTitles && turn.storedCount === 0) this.titleAfterReply(generation, turn, log);
       return generation;
     } catch (error) {
       const generation = this.generations.get(chatId);
       if (generation && !generation.isEnded) generation.endUnstarted('failed');
-      this.release(chatId);
+      this.release(request);
       throw error;
     }
   }
 
-  private release(chatId: string): void {
+  private release({ chatId, ownerId }: TurnRequest): void {
     this.busyChats.delete(chatId);
     this.generations.delete(chatId);
+    const running = (this.turnsByOwner.get(ownerId) ?? 1) - 1;
+    if (running > 0) this.turnsByOwner.set(ownerId, running);
+    else this.turnsByOwner.delete(ownerId);
   }
 
   private async prepareTurn(request: TurnRequest): Promise<PreparedTurn> {
     const { store, counter } = this.options;
     const stored = await store.loadRecent(request.chatId, historyWindow(this.options.maxConversationPairs));
+    // Someone else's chat id cannot be written into, and its existence is not told.
+    if (stored && stored.ownerId !== request.ownerId) throw chatNotFound();
     const newMessages = request.messages.filter((message) => message.role !== 'system');
     // The latest system message of the request becomes the chat's prompt.
     const requestPrompt = request.messages.findLast((message) => message.role === 'system')?.content;
@@ -181,17 +202,28 @@ export class ChatService {
       .catch((error: unknown) => log.warn({ err: error }, 'could not generate a title'));
   }
 
-  /** The chat's running generation, if its parts are flowing. */
-  activeGeneration(chatId: string): Generation | undefined {
+  /**
+   * The chat's running generation, if its parts are flowing.
+   * @throws AppError chat_not_found when the chat is someone else's.
+   */
+  async activeGeneration(chatId: string, ownerId: string): Promise<Generation | undefined> {
+    await this.checkOwner(chatId, ownerId);
     const generation = this.generations.get(chatId);
     return generation?.isStarted ? generation : undefined;
+  }
+
+  /** @throws AppError chat_not_found when the chat exists (or is being created) for another owner. */
+  private async checkOwner(chatId: string, ownerId: string): Promise<void> {
+    const owner = this.busyChats.get(chatId) ?? (await this.options.store.chatOwner(chatId));
+    if (owner !== null && owner !== ownerId) throw chatNotFound();
   }
 
   /**
    * Stops the chat's generation and waits until its partial reply is stored.
    * @returns the reply's id and final status, or undefined when nothing was generating.
    */
-  async cancel(chatId: string): Promise<{ messageId: string; status: MessageStatus } | undefined> {
+  async cancel(chatId: string, ownerId: string): Promise<{ messageId: string; status: MessageStatus } | undefined> {
+    await this.checkOwner(chatId, ownerId);
     const generation = this.generations.get(chatId);
     if (!generation || generation.isEnded) return undefined;
     generation.abort('cancelled');
@@ -249,6 +281,10 @@ function failedBeforeStart(context: Context, generation: Generation): FinishedRe
     timeToFirstTokenMs: null,
     durationMs: Date.now() - generation.startedAt,
   };
+}
+
+function chatNotFound(): AppError {
+  return new AppError('chat_not_found', 'No chat has this id.');
 }
 
 function sha256(text: string): string {

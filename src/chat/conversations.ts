@@ -10,34 +10,39 @@ export class Conversations {
   ) {}
 
   /** A page of chats, newest activity first, and the cursor of the next page (null at the end). */
-  async list(limit: number, cursor: string | undefined): Promise<{ chats: ChatSummary[]; nextCursor: string | null }> {
-    const page = await this.store.listChats({ limit, cursor: cursor === undefined ? undefined : decodeCursor(cursor) });
+  async list(ownerId: string, limit: number, cursor: string | undefined): Promise<{ chats: ChatSummary[]; nextCursor: string | null }> {
+    const page = await this.store.listChats(ownerId, { limit, cursor: cursor === undefined ? undefined : decodeCursor(cursor) });
     const last = page.chats.at(-1);
     return { chats: page.chats, nextCursor: page.hasMore && last ? encodeCursor({ updatedAt: last.updatedAt, chatId: last.chatId }) : null };
   }
 
   /** @throws AppError chat_not_found */
-  async get(chatId: string): Promise<ChatSummary> {
-    return found(await this.store.getChat(chatId));
+  async get(chatId: string, ownerId: string): Promise<ChatSummary> {
+    return found(await this.store.getChat(chatId, ownerId));
   }
 
   /** @throws AppError chat_not_found */
-  async update(chatId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary> {
-    return found(await this.store.updateChat(chatId, changes));
+  async update(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary> {
+    return found(await this.store.updateChat(chatId, ownerId, changes));
   }
 
   /** Stops the chat's reply in progress, then deletes the chat and its messages. @throws AppError chat_not_found */
-  async delete(chatId: string): Promise<void> {
-    await this.chat.cancel(chatId);
-    if (!(await this.store.deleteChat(chatId))) throw notFound();
+  async delete(chatId: string, ownerId: string): Promise<void> {
+    await this.chat.cancel(chatId, ownerId);
+    if (!(await this.store.deleteChat(chatId, ownerId))) throw notFound();
   }
 
   /**
    * Up to `limit` messages before message `before` (or the newest), oldest first.
    * @throws AppError chat_not_found, invalid_request (unknown `before`)
    */
-  async messages(chatId: string, limit: number, before: string | undefined): Promise<{ messages: StoredMessage[]; nextBefore: string | null }> {
-    const page = found(await this.store.listMessages(chatId, { limit, before }));
+  async messages(
+    chatId: string,
+    ownerId: string,
+    limit: number,
+    before: string | undefined,
+  ): Promise<{ messages: StoredMessage[]; nextBefore: string | null }> {
+    const page = found(await this.store.listMessages(chatId, ownerId, { limit, before }));
     return { messages: page.messages, nextBefore: page.hasMore ? (page.messages[0]?.id ?? null) : null };
   }
 }

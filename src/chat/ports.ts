@@ -78,6 +78,8 @@ export interface FinishedReply {
 
 export interface NewTurn {
   chatId: string;
+  /** Who the chat belongs to: the API key that created it. */
+  ownerId: string;
   /** Stored as the chat's prompt when the request carried one. */
   systemPrompt: string | undefined;
   /** Set when the chat has no title yet. */
@@ -87,8 +89,13 @@ export interface NewTurn {
 }
 
 export interface ChatStore {
-  /** The chat's prompt, its message count and its newest `limit` messages, oldest first; null if unknown. */
-  loadRecent(chatId: string, limit: number): Promise<{ systemPrompt: string | null; messageCount: number; messages: StoredMessage[] } | null>;
+  /** The chat's owner, prompt, message count and newest `limit` messages, oldest first; null if unknown. */
+  loadRecent(
+    chatId: string,
+    limit: number,
+  ): Promise<{ ownerId: string; systemPrompt: string | null; messageCount: number; messages: StoredMessage[] } | null>;
+  /** Who owns the chat; null if it does not exist. */
+  chatOwner(chatId: string): Promise<string | null>;
   /** Creates the chat if new, stores the prompt and the new messages, and opens the reply as `streaming`, in one transaction. */
   beginTurn(turn: NewTurn): Promise<void>;
   /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. */
@@ -97,17 +104,25 @@ export interface ChatStore {
   finishReply(messageId: string, reply: FinishedReply): Promise<void>;
   /** Marks replies left `streaming` by a process that died as `interrupted`; returns how many. */
   interruptAbandonedReplies(): Promise<number>;
+  /**
+   * The calls below see only the chats of `ownerId`: another owner's chat is as unknown as a
+   * chat that does not exist.
+   */
   /** Up to `limit` messages older than message `before` (or the newest), oldest first; null if the chat is unknown. */
-  listMessages(chatId: string, page: { limit: number; before?: string }): Promise<{ messages: StoredMessage[]; hasMore: boolean } | null>;
+  listMessages(
+    chatId: string,
+    ownerId: string,
+    page: { limit: number; before?: string },
+  ): Promise<{ messages: StoredMessage[]; hasMore: boolean } | null>;
   /** Up to `limit` chats, newest activity first, after `cursor`. */
-  listChats(page: { limit: number; cursor?: ChatCursor }): Promise<{ chats: ChatSummary[]; hasMore: boolean }>;
-  getChat(chatId: string): Promise<ChatSummary | null>;
+  listChats(ownerId: string, page: { limit: number; cursor?: ChatCursor }): Promise<{ chats: ChatSummary[]; hasMore: boolean }>;
+  getChat(chatId: string, ownerId: string): Promise<ChatSummary | null>;
   /** Changes what is given; a title set here is never replaced by a generated one. Null if unknown. */
-  updateChat(chatId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary | null>;
+  updateChat(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary | null>;
   /** Replaces an automatic title; a title set by a user is kept. */
   setGeneratedTitle(chatId: string, title: string): Promise<void>;
   /** Deletes the chat and its messages in one transaction; false if it did not exist. */
-  deleteChat(chatId: string): Promise<boolean>;
+  deleteChat(chatId: string, ownerId: string): Promise<boolean>;
   /** Resolves when the database answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

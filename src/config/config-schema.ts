@@ -11,11 +11,24 @@ export const configSchema = z.strictObject({
       z.number({ error: (issue) => (issue.code === 'invalid_type' ? 'expected a port number' : undefined) })
         .int('expected a port number').min(0).max(65535),
     ),
-    host: z.string().min(1),
+    /** Unset: 0.0.0.0 with auth on, 127.0.0.1 with auth off. */
+    host: z.string().min(1).optional(),
     body_limit: z.union([
       z.number().int().positive(),
       z.string().regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)$/i, 'expected a size such as "1mb" or "512kb"'),
     ]),
+    cors_origins: z.array(
+      z.union([z.literal('*'), z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected "*" or an origin such as "https://app.example.com"')]),
+    ),
+  }),
+  auth: z.strictObject({
+    enabled: z.boolean(),
+  }),
+  limits: z.strictObject({
+    requests_per_minute: z.number().int().min(1),
+    concurrent_streams: z.number().int().min(1),
+    max_messages_per_request: z.number().int().min(1),
+    max_message_characters: z.number().int().min(1),
   }),
   database: z.strictObject({
     url: z.string().startsWith('file:', 'expected a SQLite URL such as "file:./data/chat.db"'),

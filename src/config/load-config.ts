@@ -20,7 +20,7 @@ const ENVIRONMENT_OVERRIDES: ReadonlyArray<[variable: string, key: string]> = [
 
 /** Settings the TOML files do not carry: they come from the environment or these defaults. */
 const BUILT_IN_DEFAULTS = {
-  server: { port: 3000, host: '0.0.0.0' },
+  server: { port: 3000 },
   database: { url: 'file:./data/chat.db' },
 };
 

@@ -1,19 +1,31 @@
 import { z } from 'zod';
 
-export const chatRequestSchema = z.object({
-  chatId: z.uuid({ error: 'chatId must be a UUID' }),
-  messages: z
-    .array(
-      z.strictObject({
-        role: z.enum(['system', 'user', 'assistant']),
-        content: z.string().min(1, 'content must not be empty'),
+export interface ShapeLimits {
+  maxMessages: number;
+  maxCharacters: number;
+}
+
+/** The body of POST /api/chat, within the configured size limits. */
+export function chatRequestSchema(limits: ShapeLimits) {
+  return z.object({
+    chatId: z.uuid({ error: 'chatId must be a UUID' }),
+    messages: z
+      .array(
+        z.strictObject({
+          role: z.enum(['system', 'user', 'assistant']),
+          content: z
+            .string()
+            .min(1, 'content must not be empty')
+            .max(limits.maxCharacters, `content must be at most ${limits.maxCharacters} characters`),
+        }),
+      )
+      .min(1, 'messages must not be empty')
+      .max(limits.maxMessages, `at most ${limits.maxMessages} messages per request`)
+      .refine((messages) => messages.some((message) => message.role !== 'system'), {
+        error: 'messages must contain at least one user or assistant message',
       }),
-    )
-    .min(1, 'messages must not be empty')
-    .refine((messages) => messages.some((message) => message.role !== 'system'), {
-      error: 'messages must contain at least one user or assistant message',
-    }),
-});
+  });
+}
 
 export const chatIdSchema = z.uuid({ error: 'chatId must be a UUID' });
 

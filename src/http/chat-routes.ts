@@ -1,42 +1,46 @@
 import { Router } from 'express';
 import type { ChatService } from '../chat/chat-service';
 import { AppError } from '../errors/app-error';
-import { chatIdSchema, chatRequestSchema, lastEventIdSchema } from './chat-request-schema';
+import { ownerOf } from './authenticate';
+import { chatIdSchema, chatRequestSchema, lastEventIdSchema, type ShapeLimits } from './chat-request-schema';
 import { methodNotAllowed } from './error-handler';
 import { parseInput } from './parse-input';
 import { streamGeneration } from './sse-response';
 
-export function chatRoutes(chat: ChatService, streaming: { heartbeatMs: number }): Router {
+export function chatRoutes(chat: ChatService, options: { heartbeatMs: number; limits: ShapeLimits }): Router {
   const router = Router();
+  const requestSchema = chatRequestSchema(options.limits);
+  const { heartbeatMs } = options;
 
   router.post('/api/chat', async (request, response) => {
     if (!request.is('application/json')) {
       throw new AppError('unsupported_media_type', 'Send the request body as JSON with Content-Type: application/json.');
     }
-    const body = parseInput(chatRequestSchema, request.body, 'chat request');
+    const body = parseInput(requestSchema, request.body, 'chat request');
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
     response.on('close', () => clientGone.abort());
-    const generation = await chat.startTurn(body, clientGone.signal, request.log.child({ chatId: body.chatId }));
-    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs: streaming.heartbeatMs });
+    const turn = { ...body, ownerId: ownerOf(response) };
+    const generation = await chat.startTurn(turn, clientGone.signal, request.log.child({ chatId: body.chatId }));
+    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs });
   });
   router.all('/api/chat', methodNotAllowed(['POST']));
 
   // Resume: the route and behaviour the AI SDK's `reconnectToStream` (useChat({ resume: true })) expects.
-  router.get('/api/chat/:chatId/stream', (request, response) => {
+  router.get('/api/chat/:chatId/stream', async (request, response) => {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
     const lastEventId = parseInput(lastEventIdSchema, request.get('last-event-id'), 'Last-Event-ID header');
-    const generation = chat.activeGeneration(chatId);
+    const generation = await chat.activeGeneration(chatId, ownerOf(response));
     if (!generation) {
       response.status(204).end();
       return;
     }
-    streamGeneration(generation, response, { lastEventId, heartbeatMs: streaming.heartbeatMs });
+    streamGeneration(generation, response, { lastEventId, heartbeatMs });
   });
 
   router.delete('/api/chat/:chatId/stream', async (request, response) => {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
-    const cancelled = await chat.cancel(chatId);
+    const cancelled = await chat.cancel(chatId, ownerOf(response));
     if (!cancelled) {
       response.status(204).end();
       return;

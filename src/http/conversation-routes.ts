@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Conversations } from '../chat/conversations';
 import type { ChatSummary, StoredMessage } from '../chat/ports';
 import { AppError } from '../errors/app-error';
+import { ownerOf } from './authenticate';
 import { chatIdSchema, chatListQuerySchema, chatUpdateSchema, messageListQuerySchema } from './chat-request-schema';
 import { methodNotAllowed } from './error-handler';
 import { parseInput } from './parse-input';
@@ -12,14 +13,14 @@ export function conversationRoutes(conversations: Conversations): Router {
 
   router.get('/api/chats', async (request, response) => {
     const query = parseInput(chatListQuerySchema, request.query, 'query');
-    const page = await conversations.list(query.limit, query.cursor);
+    const page = await conversations.list(ownerOf(response), query.limit, query.cursor);
     response.json({ chats: page.chats.map(({ systemPrompt: _prompt, ...chat }) => chatJson(chat)), nextCursor: page.nextCursor });
   });
   router.all('/api/chats', methodNotAllowed(['GET']));
 
   router.get('/api/chats/:chatId', async (request, response) => {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
-    response.json(chatJson(await conversations.get(chatId)));
+    response.json(chatJson(await conversations.get(chatId, ownerOf(response))));
   });
 
   router.patch('/api/chats/:chatId', async (request, response) => {
@@ -28,12 +29,12 @@ export function conversationRoutes(conversations: Conversations): Router {
       throw new AppError('unsupported_media_type', 'Send the request body as JSON with Content-Type: application/json.');
     }
     const changes = parseInput(chatUpdateSchema, request.body, 'chat update');
-    response.json(chatJson(await conversations.update(chatId, changes)));
+    response.json(chatJson(await conversations.update(chatId, ownerOf(response), changes)));
   });
 
   router.delete('/api/chats/:chatId', async (request, response) => {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
-    await conversations.delete(chatId);
+    await conversations.delete(chatId, ownerOf(response));
     response.status(204).end();
   });
   router.all('/api/chats/:chatId', methodNotAllowed(['GET', 'PATCH', 'DELETE']));
@@ -41,7 +42,7 @@ export function conversationRoutes(conversations: Conversations): Router {
   router.get('/api/chats/:chatId/messages', async (request, response) => {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
     const query = parseInput(messageListQuerySchema, request.query, 'query');
-    const page = await conversations.messages(chatId, query.limit, query.before);
+    const page = await conversations.messages(chatId, ownerOf(response), query.limit, query.before);
     response.json({ chatId, messages: page.messages.map(messageJson), nextBefore: page.nextBefore });
   });
   router.all('/api/chats/:chatId/messages', methodNotAllowed(['GET']));

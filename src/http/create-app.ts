@@ -1,18 +1,26 @@
+import { isUtf8 } from 'node:buffer';
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { ChatService } from '../chat/chat-service';
 import type { Conversations } from '../chat/conversations';
 import type { ChatStore, LlmProvider } from '../chat/ports';
+import type { ApiKeys } from '../auth/api-keys';
 import type { Config } from '../config/config-schema';
+import { AppError } from '../errors/app-error';
+import { authenticate } from './authenticate';
 import { chatRoutes } from './chat-routes';
 import { conversationRoutes } from './conversation-routes';
 import { errorHandler, notFoundHandler } from './error-handler';
 import { healthRoutes } from './health-routes';
 import { requestLogging } from './request-logging';
+import { requestsPerMinute } from './rate-limits';
+import { crossOrigin, securityHeaders } from './security';
 
 export interface AppDependencies {
   config: Config;
   logger: Logger;
+  /** Undefined when auth is off. */
+  keys: ApiKeys | undefined;
   chat: ChatService;
   conversations: Conversations;
   store: ChatStore;
@@ -21,16 +29,32 @@ export interface AppDependencies {
 
 /** The HTTP application. It never listens: `main.ts` (or a test) does. */
 export function createApp(dependencies: AppDependencies): Express {
-  const { config, logger, chat, conversations, store, provider } = dependencies;
+  const { config, logger, keys, chat, conversations, store, provider } = dependencies;
+  const { limits } = config;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
   app.use(requestLogging(logger));
+  app.use(securityHeaders());
+  app.use(crossOrigin(config.server.cors_origins));
   app.use(healthRoutes(store, provider));
-  app.use(express.json({ limit: config.server.body_limit }));
-  app.use(chatRoutes(chat, { heartbeatMs: config.streaming.heartbeat_seconds * 1000 }));
+  app.use('/api', authenticate(keys));
+  // Limits are per API key: with auth off there are no keys to count against.
+  if (keys) app.use('/api', requestsPerMinute(limits.requests_per_minute));
+  app.use(express.json({ limit: config.server.body_limit, verify: requireUtf8 }));
+  app.use(
+    chatRoutes(chat, {
+      heartbeatMs: config.streaming.heartbeat_seconds * 1000,
+      limits: { maxMessages: limits.max_messages_per_request, maxCharacters: limits.max_message_characters },
+    }),
+  );
   app.use(conversationRoutes(conversations));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;
+}
+
+/** JSON must be UTF-8: a body that is not is refused rather than read with replacement characters. */
+function requireUtf8(_request: unknown, _response: unknown, body: Buffer): void {
+  if (!isUtf8(body)) throw new AppError('invalid_json', 'The request body is not valid UTF-8.');
 }

@@ -24,8 +24,12 @@ function classify(error: unknown): AppError {
 /** Every error as `{ error: { code, message } }` JSON; unknown ones are logged in full and answered generically. */
 export const errorHandler: ErrorRequestHandler = (error, request, response, _next) => {
   const appError = classify(error);
-  const level = appError.status >= 500 ? 'error' : 'info';
-  request.log[level]({ err: error, code: appError.code, cause: appError.cause }, 'request failed');
+  if (appError.status >= 500) {
+    request.log.error({ err: error, code: appError.code, cause: appError.cause }, 'request failed');
+  } else {
+    // Client errors are logged without the error object: body-parser's carry the raw body.
+    request.log.info({ code: appError.code, reason: appError.message }, 'request refused');
+  }
   if (response.headersSent) {
     // A stream already started reports its own errors; all that is left is to close it.
     if (!response.writableEnded) response.end();

@@ -4,6 +4,7 @@ import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaClient } from './generated/client';
 import { migrateSqlite } from './migrate-sqlite';
 import { PrismaChatStore } from './prisma-chat-store';
+import { PrismaKeyStore } from './prisma-key-store';
 
 export interface OpenStoreOptions {
   /** `file:` URL; a relative path is resolved from the working directory. */
@@ -17,7 +18,9 @@ export interface OpenStoreOptions {
  * Opens the SQLite database, creating its folder and applying pending migrations first.
  * @returns the store and the names of the migrations applied now.
  */
-export async function openSqliteStore(options: OpenStoreOptions): Promise<{ store: PrismaChatStore; appliedMigrations: string[] }> {
+export async function openSqliteStore(
+  options: OpenStoreOptions,
+): Promise<{ store: PrismaChatStore; keys: PrismaKeyStore; appliedMigrations: string[] }> {
   const databasePath = sqlitePath(options.databaseUrl);
   mkdirSync(path.dirname(databasePath), { recursive: true });
   const appliedMigrations = migrateSqlite(databasePath, options.migrationsDir);
@@ -26,7 +29,7 @@ export async function openSqliteStore(options: OpenStoreOptions): Promise<{ stor
   // WAL is stored in the file by the migrator; synchronous is per connection. NORMAL is safe
   // under WAL (a power cut can lose the last commits, never corrupt) and much faster than FULL.
   await prisma.$executeRawUnsafe('PRAGMA synchronous = NORMAL');
-  return { store: new PrismaChatStore(prisma), appliedMigrations };
+  return { store: new PrismaChatStore(prisma), keys: new PrismaKeyStore(prisma), appliedMigrations };
 }
 
 /** `file:./data/chat.db` → the absolute path of `./data/chat.db` from the working directory. */

@@ -61,6 +61,7 @@ export class PrismaChatStore implements ChatStore {
     const chat = await this.prisma.chat.findUnique({
       where: { id: chatId },
       select: {
+        ownerId: true,
         systemPrompt: true,
         _count: { select: { messages: true } },
         // `seq` is the insertion order: timestamps can tie, it cannot.
@@ -68,11 +69,21 @@ export class PrismaChatStore implements ChatStore {
       },
     });
     if (!chat) return null;
-    return { systemPrompt: chat.systemPrompt, messageCount: chat._count.messages, messages: chat.messages.reverse().map(toStoredMessage) };
+    return {
+      ownerId: chat.ownerId,
+      systemPrompt: chat.systemPrompt,
+      messageCount: chat._count.messages,
+      messages: chat.messages.reverse().map(toStoredMessage),
+    };
+  }
+
+  async chatOwner(chatId: string) {
+    const chat = await this.prisma.chat.findUnique({ where: { id: chatId }, select: { ownerId: true } });
+    return chat?.ownerId ?? null;
   }
 
   async beginTurn(turn: NewTurn) {
-    const { chatId, systemPrompt, title, messages, reply } = turn;
+    const { chatId, ownerId, systemPrompt, title, messages, reply } = turn;
     const rows = messages.map((message) => ({
       id: randomUUID(),
       chatId,
@@ -84,7 +95,7 @@ export class PrismaChatStore implements ChatStore {
     await this.prisma.$transaction([
       this.prisma.chat.upsert({
         where: { id: chatId },
-        create: { id: chatId, systemPrompt: systemPrompt ?? null, title, titleSource: 'auto' },
+        create: { id: chatId, ownerId, systemPrompt: systemPrompt ?? null, title, titleSource: 'auto' },
         // Touching updatedAt on every turn keeps "latest activity" right; the prompt changes only when sent.
         update: systemPrompt === undefined ? { updatedAt: new Date() } : { systemPrompt },
         select: { id: true },
@@ -128,8 +139,8 @@ export class PrismaChatStore implements ChatStore {
     return count;
   }
 
-  async listMessages(chatId: string, page: { limit: number; before?: string }) {
-    const chat = await this.prisma.chat.findUnique({ where: { id: chatId }, select: { id: true } });
+  async listMessages(chatId: string, ownerId: string, page: { limit: number; before?: string }) {
+    const chat = await this.prisma.chat.findFirst({ where: { id: chatId, ownerId }, select: { id: true } });
     if (!chat) return null;
     let beforeSeq: number | undefined;
     if (page.before !== undefined) {
@@ -147,12 +158,12 @@ export class PrismaChatStore implements ChatStore {
     return { messages: rows.slice(0, page.limit).reverse().map(toStoredMessage), hasMore };
   }
 
-  async listChats(page: { limit: number; cursor?: ChatCursor }) {
+  async listChats(ownerId: string, page: { limit: number; cursor?: ChatCursor }) {
     const { cursor } = page;
     const rows = await this.prisma.chat.findMany({
       where: cursor
-        ? { OR: [{ updatedAt: { lt: cursor.updatedAt } }, { updatedAt: cursor.updatedAt, id: { lt: cursor.chatId } }] }
-        : {},
+        ? { ownerId, OR: [{ updatedAt: { lt: cursor.updatedAt } }, { updatedAt: cursor.updatedAt, id: { lt: cursor.chatId } }] }
+        : { ownerId },
       orderBy: [{ updatedAt: 'desc' }, { id: 'desc' }],
       take: page.limit + 1,
       select: CHAT_FIELDS,
@@ -160,30 +171,30 @@ export class PrismaChatStore implements ChatStore {
     return { chats: rows.slice(0, page.limit).map(toChatSummary), hasMore: rows.length > page.limit };
   }
 
-  async getChat(chatId: string) {
-    const row = await this.prisma.chat.findUnique({ where: { id: chatId }, select: CHAT_FIELDS });
+  async getChat(chatId: string, ownerId: string) {
+    const row = await this.prisma.chat.findFirst({ where: { id: chatId, ownerId }, select: CHAT_FIELDS });
     return row ? toChatSummary(row) : null;
   }
 
-  async updateChat(chatId: string, changes: { title?: string; systemPrompt?: string | null }) {
+  async updateChat(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }) {
     const { count } = await this.prisma.chat.updateMany({
-      where: { id: chatId },
+      where: { id: chatId, ownerId },
       data: {
         ...(changes.title === undefined ? {} : { title: changes.title, titleSource: 'user' }),
         ...(changes.systemPrompt === undefined ? {} : { systemPrompt: changes.systemPrompt }),
       },
     });
-    return count === 0 ? null : this.getChat(chatId);
+    return count === 0 ? null : this.getChat(chatId, ownerId);
   }
 
   async setGeneratedTitle(chatId: string, title: string) {
     await this.prisma.chat.updateMany({ where: { id: chatId, NOT: { titleSource: 'user' } }, data: { title, titleSource: 'model' } });
   }
 
-  async deleteChat(chatId: string) {
+  async deleteChat(chatId: string, ownerId: string) {
     const [, deleted] = await this.prisma.$transaction([
-      this.prisma.message.deleteMany({ where: { chatId } }),
-      this.prisma.chat.deleteMany({ where: { id: chatId } }),
+      this.prisma.message.deleteMany({ where: { chatId, chat: { ownerId } } }),
+      this.prisma.chat.deleteMany({ where: { id: chatId, ownerId } }),
     ]);
     return deleted.count > 0;
   }

@@ -1,0 +1,72 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+
+/** A key as stored: never the key itself. */
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  prefix: string;
+  hash: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
+export interface KeyStore {
+  insertKey(record: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>): Promise<ApiKeyRecord>;
+  findKeysByPrefix(prefix: string): Promise<ApiKeyRecord[]>;
+  listKeys(): Promise<ApiKeyRecord[]>;
+  /** Marks the key revoked; null if there is no such key. */
+  revokeKey(id: string): Promise<ApiKeyRecord | null>;
+  countKeys(): Promise<number>;
+}
+
+const KEY_PREFIX = 'lss_';
+/** lss_ + 43 base64url characters: 256 random bits. */
+const KEY_PATTERN = /^lss_[A-Za-z0-9_-]{43}$/;
+const PREFIX_LENGTH = KEY_PREFIX.length + 8;
+
+export type KeyCheck = { ok: true; key: ApiKeyRecord } | { ok: false; reason: 'unknown' | 'revoked' };
+
+/** Creates, checks, lists and revokes API keys. */
+export class ApiKeys {
+  constructor(private readonly store: KeyStore) {}
+
+  /** A new key; the returned `key` is the only time it exists outside its owner's hands. */
+  async create(name: string): Promise<{ key: string; record: ApiKeyRecord }> {
+    const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const record = await this.store.insertKey({ id: randomUUID(), name, prefix: key.slice(0, PREFIX_LENGTH), hash: hashKey(key) });
+    return { key, record };
+  }
+
+  /**
+   * Finds the key by its public prefix, then compares hashes in constant time, so the time taken
+   * says nothing about how much of a guessed key was right.
+   */
+  async check(key: string): Promise<KeyCheck> {
+    if (!KEY_PATTERN.test(key)) return { ok: false, reason: 'unknown' };
+    const presented = Buffer.from(hashKey(key), 'hex');
+    for (const candidate of await this.store.findKeysByPrefix(key.slice(0, PREFIX_LENGTH))) {
+      if (!timingSafeEqual(presented, Buffer.from(candidate.hash, 'hex'))) continue;
+      return candidate.revokedAt ? { ok: false, reason: 'revoked' } : { ok: true, key: candidate };
+    }
+    return { ok: false, reason: 'unknown' };
+  }
+
+  list(): Promise<ApiKeyRecord[]> {
+    return this.store.listKeys();
+  }
+
+  revoke(id: string): Promise<ApiKeyRecord | null> {
+    return this.store.revokeKey(id);
+  }
+
+  /** On the very first start, creates a key so the service can be used at once. */
+  async createFirstKey(): Promise<string | undefined> {
+    if ((await this.store.countKeys()) > 0) return undefined;
+    return (await this.create('default')).key;
+  }
+}
+
+function hashKey(key: string): string {
+  // Keys carry 256 random bits, so a fast hash is enough: there is nothing to brute-force.
+  return createHash('sha256').update(key).digest('hex');
+}

@@ -1,0 +1,83 @@
+/**
+ * Manages API keys: `keys create --name NAME`, `keys list`, `keys revoke ID`; add `--json` for
+ * machine-readable output. Works on the database named by DATABASE_URL (and CONFIG_PATH), like
+ * the server.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ApiKeys, type ApiKeyRecord } from '../auth/api-keys';
+import { PROJECT_ROOT } from '../build-service';
+import { loadConfig } from '../config/load-config';
+import { openSqliteStore } from '../store/open-sqlite-store';
+
+const USAGE = `Usage:
+  npm run keys -- create --name NAME [--json]
+  npm run keys -- list [--json]
+  npm run keys -- revoke ID [--json]`;
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: process.argv.slice(2),
+    options: { name: { type: 'string' }, json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
+    allowPositionals: true,
+  });
+  const [command, id] = positionals;
+  if (values.help || !command) return fail(USAGE, values.help ? 0 : 2);
+
+  const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), process.env);
+  const { store, keys: keyStore } = await openSqliteStore({
+    databaseUrl: config.database.url,
+    migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
+  });
+  const keys = new ApiKeys(keyStore);
+  try {
+    const print = (json: unknown, text: string) => process.stdout.write(`${values.json ? JSON.stringify(json) : text}\n`);
+    if (command === 'create') {
+      const name = values.name?.trim();
+      if (!name) return fail('create needs --name NAME', 2);
+      const { key, record } = await keys.create(name);
+      print({ ...describe(record), key }, `Created key ${record.id} (${name}):\n\n  ${key}\n\nStore it now: it is not shown again.`);
+    } else if (command === 'list') {
+      const records = await keys.list();
+      print(records.map(describe), records.map((record) => describeLine(record)).join('\n') || 'No keys.');
+    } else if (command === 'revoke') {
+      if (!id) return fail('revoke needs the key id (see list)', 2);
+      const record = await keys.revoke(id);
+      if (!record) return fail(`No key has the id ${id}.`, 1);
+      print(describe(record), `Revoked key ${record.id} (${record.name}).`);
+    } else {
+      return fail(`Unknown command "${command}".\n${USAGE}`, 2);
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+function describe(record: ApiKeyRecord) {
+  return {
+    id: record.id,
+    name: record.name,
+    prefix: record.prefix,
+    createdAt: record.createdAt.toISOString(),
+    revokedAt: record.revokedAt?.toISOString() ?? null,
+  };
+}
+
+function describeLine(record: ApiKeyRecord): string {
+  const state = record.revokedAt ? `revoked ${record.revokedAt.toISOString()}` : 'active';
+  return `${record.id}  ${record.prefix}…  ${record.name}  created ${record.createdAt.toISOString()}  ${state}`;
+}
+
+function fail(message: string, code: number): number {
+  process.stderr.write(`${message}\n`);
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,30 @@
+import { createServer, type Server } from 'node:http';
+import type { Express } from 'express';
+import { AppError, toErrorBody } from '../errors/app-error';
+
+/**
+ * The HTTP server for `app`. Requests Node cannot even parse (malformed request lines, junk or
+ * oversized headers) never reach Express; they still get a JSON error instead of a bare status.
+ */
+export function createHttpServer(app: Express): Server {
+  const server = createServer(app);
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable || (error.code === 'ECONNRESET')) {
+      socket.destroy();
+      return;
+    }
+    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
+    const appError = tooLarge
+      ? new AppError('headers_too_large', 'The request headers are too large.')
+      : new AppError('invalid_request', 'The request is not valid HTTP.');
+    const body = JSON.stringify(toErrorBody(appError));
+    socket.end(
+      `HTTP/1.1 ${appError.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+        'content-type: application/json; charset=utf-8\r\n' +
+        `content-length: ${Buffer.byteLength(body)}\r\n` +
+        'connection: close\r\n\r\n' +
+        body,
+    );
+  });
+  return server;
+}
