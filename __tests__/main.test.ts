@@ -107,6 +107,22 @@ describe('main (the server process)', () => {
     expect(server.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ level: 30, signal: 'SIGTERM' });
   }, 30_000);
 
+  test.each<[string, string, string]>([
+    ['with auth off, listens on loopback only when HOST is not set', '[auth]\nenabled = false\n', '127.0.0.1'],
+    ['with auth on, listens on every interface when HOST is not set', '', '0.0.0.0'],
+  ])('%s', async (_name, toml, host) => {
+    const configPath = path.join(directory, 'config.toml');
+    writeFileSync(configPath, toml);
+    const server = startServer(
+      directory,
+      serviceEnvironment({ PORT: '0', CONFIG_PATH: configPath, DATABASE_URL: `file:${path.join(directory, 'chat.db')}` }),
+    );
+    const listening = await server.waitForLog((line) => line.msg === 'listening');
+    expect(listening).toMatchObject({ host, auth: toml === '' });
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
   test('reads .env from its working directory, and the environment wins over it', async () => {
     writeFileSync(
       path.join(directory, '.env'),

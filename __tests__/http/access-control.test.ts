@@ -1,0 +1,281 @@
+import { randomUUID } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { openSse, postChat, userTurn } from '../support/chat-client';
+import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
+import { TSX_LOADER } from '../support/server-process';
+import { startTestService, type TestService, type TestServiceOptions } from '../support/test-service';
+
+let upstream: FakeUpstream;
+let service: TestService;
+let alice: string;
+let bob: string;
+
+async function start(options: TestServiceOptions = {}) {
+  service = await startTestService({ upstream, auth: true, ...options });
+  alice = (await service.keys!.create('alice')).key;
+  bob = (await service.keys!.create('bob')).key;
+}
+
+beforeEach(async () => {
+  upstream = await startFakeUpstream();
+});
+
+afterEach(async () => {
+  await service.close();
+  await upstream.close();
+});
+
+const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+async function call(method: string, path: string, key: string | undefined, body?: unknown, headers: Record<string, string> = {}) {
+  const response = await fetch(`${service.url}${path}`, {
+    method,
+    headers: { ...(key ? bearer(key) : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, body: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
+}
+
+function rowCounts() {
+  return service.query('SELECT (SELECT COUNT(*) FROM Chat) AS chats, (SELECT COUNT(*) FROM Message) AS messages');
+}
+
+describe('API keys', () => {
+  test.each<[string, Record<string, string>, string]>([
+    ['no Authorization header', {}, 'Send an API key as Authorization: Bearer <key>.'],
+    ['another scheme', { authorization: 'Basic dXNlcjpwYXNz' }, 'Send an API key as Authorization: Bearer <key>.'],
+    ['an unknown key', { authorization: `Bearer lss_${'A'.repeat(43)}` }, 'This API key is not valid.'],
+    ['a key of the wrong shape', { authorization: 'Bearer hunter2' }, 'This API key is not valid.'],
+  ])('%s gets 401 with WWW-Authenticate: Bearer', async (_name, headers, message) => {
+    await start();
+    const before = rowCounts();
+    const answer = await call('POST', '/api/chat', undefined, userTurn(randomUUID(), 'Hi'), headers);
+    expect(answer.status).toBe(401);
+    expect(answer.headers.get('www-authenticate')).toBe('Bearer');
+    expect(answer.body).toEqual({ error: { code: 'unauthorized', message } });
+    expect(rowCounts()).toEqual(before);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
+  test('a revoked key gets 401; the others keep working', async () => {
+    await start();
+    const { key, record } = await service.keys!.create('carol');
+    expect((await call('GET', '/api/chats', key)).status).toBe(200);
+    expect((await service.keys!.revoke(record.id))!.revokedAt).toBeInstanceOf(Date);
+    const answer = await call('GET', '/api/chats', key);
+    expect(answer.status).toBe(401);
+    expect(answer.body.error.message).toBe('This API key has been revoked.');
+    expect((await call('GET', '/api/chats', alice)).status).toBe(200);
+  });
+
+  test('keys are random, prefixed, and stored only as hashes', async () => {
+    await start();
+    expect(alice).toMatch(/^lss_[A-Za-z0-9_-]{43}$/);
+    expect(alice).not.toBe(bob);
+    const rows = service.query<Record<string, unknown>>('SELECT * FROM ApiKey');
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      const stored = JSON.stringify(row);
+      expect(stored).not.toContain(alice.slice(12));
+      expect(stored).not.toContain(bob.slice(12));
+      expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
+    }
+  });
+
+  test('/healthz and /readyz need no key', async () => {
+    await start();
+    expect((await call('GET', '/healthz', undefined)).status).toBe(200);
+    expect((await call('GET', '/readyz', undefined)).status).toBe(200);
+  });
+});
+
+describe('ownership', () => {
+  test("another key gets 404 for a chat on every route, and cannot write into it", async () => {
+    await start();
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Mine'] });
+    expect((await postChat(service.url, userTurn(chatId, 'Alice asks'), bearer(alice))).status).toBe(200);
+    // A reply in progress, for the stream routes.
+    upstream.enqueue({ kind: 'stream', content: ['Still ', 'going'], ending: 'stall', cutAfter: 1 });
+    const stream = await openTurn(chatId, alice);
+    const before = service.query('SELECT id, content, status FROM Message ORDER BY seq');
+
+    const attempts = [
+      await call('GET', `/api/chats/${chatId}/messages`, bob),
+      await call('GET', `/api/chats/${chatId}`, bob),
+      await call('PATCH', `/api/chats/${chatId}`, bob, { title: 'Mine now' }),
+      await call('GET', `/api/chat/${chatId}/stream`, bob),
+      await call('DELETE', `/api/chat/${chatId}/stream`, bob),
+      await call('DELETE', `/api/chats/${chatId}`, bob),
+      await call('POST', '/api/chat', bob, userTurn(chatId, 'Bob writes in')),
+    ];
+    for (const attempt of attempts) {
+      expect({ status: attempt.status, body: attempt.body }).toEqual({
+        status: 404,
+        body: { error: { code: 'chat_not_found', message: 'No chat has this id.' } },
+      });
+    }
+    expect(service.query('SELECT id, content, status FROM Message ORDER BY seq')).toEqual(before);
+    expect(service.query('SELECT title FROM Chat')).toEqual([{ title: 'Alice asks' }]);
+    expect((await call('GET', '/api/chats', bob)).body).toEqual({ chats: [], nextCursor: null });
+
+    // Alice still has it all, and her reply was not stopped.
+    expect((await call('GET', '/api/chats', alice)).body.chats.map((chat: { chatId: string }) => chat.chatId)).toEqual([chatId]);
+    const resumed = await openSse(`${service.url}/api/chat/${chatId}/stream`, { headers: bearer(alice) });
+    expect(resumed.response.status).toBe(200);
+    resumed.hangUp();
+    const cancelled = await call('DELETE', `/api/chat/${chatId}/stream`, alice);
+    expect(cancelled.body.status).toBe('cancelled');
+    await stream.readToEnd();
+    expect((await call('DELETE', `/api/chats/${chatId}`, alice)).status).toBe(204);
+  });
+
+  test('an id taken by another key stays theirs once the turn ends', async () => {
+    await start();
+    const chatId = randomUUID();
+    await postChat(service.url, userTurn(chatId, 'First'), bearer(alice));
+    const taken = await postChat(service.url, userTurn(chatId, 'Second'), bearer(bob));
+    expect(taken.status).toBe(404);
+    expect(service.query('SELECT COUNT(*) AS count FROM Message')).toEqual([{ count: 2 }]);
+  });
+});
+
+/** Starts a turn as `key` and returns once its first text delta has arrived. */
+async function openTurn(chatId: string, key: string) {
+  const connection = await openSse(`${service.url}/api/chat`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...bearer(key) },
+    body: JSON.stringify(userTurn(chatId, 'Stream please')),
+  });
+  await connection.readUntil((text) => text.includes('"delta"'));
+  return connection;
+}
+
+describe('limits', () => {
+  test('requests_per_minute answers 429 rate_limited with Retry-After, per key', async () => {
+    await start({ configToml: '[limits]\nrequests_per_minute = 3\n' });
+    for (let index = 0; index < 3; index += 1) expect((await call('GET', '/api/chats', alice)).status).toBe(200);
+    const limited = await call('GET', '/api/chats', alice);
+    expect(limited.status).toBe(429);
+    expect(limited.body.error.code).toBe('rate_limited');
+    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(Number(limited.headers.get('retry-after'))).toBeLessThanOrEqual(60);
+    expect((await call('GET', '/api/chats', bob)).status).toBe(200);
+  });
+
+  test('concurrent_streams answers 429 rate_limited for one stream too many, and stores nothing for it', async () => {
+    await start({ configToml: '[limits]\nconcurrent_streams = 1\n' });
+    upstream.enqueue({ kind: 'stream', content: ['Busy'], ending: 'stall', cutAfter: 1 });
+    const first = await openTurn(randomUUID(), alice);
+    const before = rowCounts();
+
+    const second = await postChat(service.url, userTurn(randomUUID(), 'Me too'), bearer(alice));
+
+    expect(second.status).toBe(429);
+    expect(second.json().error.code).toBe('rate_limited');
+    expect(second.headers.get('retry-after')).toBe('1');
+    expect(rowCounts()).toEqual(before);
+    // Another key has its own allowance.
+    expect((await postChat(service.url, userTurn(randomUUID(), 'Hello'), bearer(bob))).status).toBe(200);
+    first.hangUp();
+  });
+
+  test.each<[string, unknown, string]>([
+    ['too many messages', { messages: Array.from({ length: 4 }, () => ({ role: 'user', content: 'x' })) }, 'at most 3 messages per request'],
+    ['a message too long', { messages: [{ role: 'user', content: 'x'.repeat(11) }] }, 'content must be at most 10 characters'],
+  ])('%s is refused with 400', async (_name, body, message) => {
+    await start({ configToml: '[limits]\nmax_messages_per_request = 3\nmax_message_characters = 10\n' });
+    const answer = await call('POST', '/api/chat', alice, { chatId: randomUUID(), ...(body as object) });
+    expect(answer.status).toBe(400);
+    expect(answer.body.error.details.map((detail: { message: string }) => detail.message)).toContain(message);
+    expect(rowCounts()).toEqual([{ chats: 0, messages: 0 }]);
+  });
+});
+
+describe('hardening', () => {
+  test('security headers suit a JSON/SSE API, and x-powered-by is off', async () => {
+    await start();
+    for (const answer of [await call('GET', '/api/chats', alice), await call('GET', '/healthz', undefined)]) {
+      expect(answer.headers.get('x-powered-by')).toBeNull();
+      expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(answer.headers.get('content-security-policy')).toBe("default-src 'none';frame-ancestors 'none'");
+      expect(answer.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+      expect(answer.headers.get('referrer-policy')).toBe('no-referrer');
+    }
+  });
+
+  test('no cross-origin access by default', async () => {
+    await start();
+    const answer = await call('GET', '/api/chats', alice, undefined, { origin: 'https://evil.example' });
+    expect(answer.headers.get('access-control-allow-origin')).toBeNull();
+    const preflight = await call('OPTIONS', '/api/chat', undefined, undefined, {
+      origin: 'https://evil.example',
+      'access-control-request-method': 'POST',
+    });
+    expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  test('the configured origins get CORS and a correct preflight; others do not', async () => {
+    await start({ configToml: '[server]\ncors_origins = ["https://app.example.com"]\n' });
+    const preflight = await call('OPTIONS', '/api/chat', undefined, undefined, {
+      origin: 'https://app.example.com',
+      'access-control-request-method': 'POST',
+      'access-control-request-headers': 'authorization,content-type',
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(preflight.headers.get('access-control-allow-methods')).toBe('GET,POST,PATCH,DELETE');
+    expect(preflight.headers.get('access-control-allow-headers')).toBe('Authorization,Content-Type,Last-Event-ID,X-Request-Id');
+    expect(preflight.headers.get('access-control-allow-credentials')).toBeNull();
+    const allowed = await call('GET', '/api/chats', alice, undefined, { origin: 'https://app.example.com' });
+    expect(allowed.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
+    expect(allowed.headers.get('access-control-expose-headers')).toContain('X-Request-Id');
+    const other = await call('GET', '/api/chats', alice, undefined, { origin: 'https://evil.example' });
+    expect(other.headers.get('access-control-allow-origin')).toBeNull();
+  });
+
+  test('"*" allows any origin, without credentials', async () => {
+    await start({ configToml: '[server]\ncors_origins = ["*"]\n' });
+    const answer = await call('GET', '/api/chats', alice, undefined, { origin: 'https://anywhere.example' });
+    expect(answer.headers.get('access-control-allow-origin')).toBe('*');
+    expect(answer.headers.get('access-control-allow-credentials')).toBeNull();
+  });
+
+  test('logs hold no keys, authorization headers, provider key or message content', async () => {
+    await start();
+    upstream.enqueue({ kind: 'stream', content: ['secret answer text'] });
+    await postChat(service.url, userTurn(randomUUID(), 'secret question text', 'secret system text'), bearer(alice));
+    await call('GET', '/api/chats', bob);
+    await call('GET', '/api/chats', undefined, undefined, { authorization: 'Bearer lss_guessed-key-value' });
+    await call('POST', '/api/chat', alice, undefined, { 'content-type': 'application/json' });
+    await fetch(`${service.url}/api/chat`, { method: 'POST', headers: { ...bearer(alice), 'content-type': 'application/json' }, body: '{"secret body text' });
+
+    const text = service.logs.join('\n');
+    expect(text).toContain('request completed');
+    for (const secret of [alice, bob, alice.slice(12), 'lss_guessed-key-value', upstream.apiKey, 'secret question text', 'secret system text', 'secret answer text', 'secret body text']) {
+      expect(text).not.toContain(secret);
+    }
+    expect(text).not.toMatch(/authorization/i);
+  });
+});
+
+describe('CLI', () => {
+  test('creates, lists and revokes keys, with JSON output', async () => {
+    await start();
+    const run = (...args: string[]) =>
+      JSON.parse(
+        execFileSync(process.execPath, ['--import', TSX_LOADER, path.join(__dirname, '..', '..', 'src', 'cli', 'keys.ts'), ...args, '--json'], {
+          env: { ...process.env, DATABASE_URL: `file:${service.databasePath}`, CONFIG_PATH: '' },
+          encoding: 'utf8',
+        }),
+      );
+    const created = run('create', '--name', 'ci');
+    expect(created).toEqual({ id: expect.any(String), name: 'ci', prefix: created.key.slice(0, 12), createdAt: expect.any(String), revokedAt: null, key: expect.stringMatching(/^lss_[A-Za-z0-9_-]{43}$/) });
+    expect((await call('GET', '/api/chats', created.key)).status).toBe(200);
+    expect(run('list').map((key: { name: string }) => key.name)).toEqual(['alice', 'bob', 'ci']);
+    expect(run('revoke', created.id)).toMatchObject({ id: created.id, revokedAt: expect.any(String) });
+    expect((await call('GET', '/api/chats', created.key)).status).toBe(401);
+  });
+});
