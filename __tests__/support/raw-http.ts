@@ -1,0 +1,137 @@
+/**
+ * HTTP exchanges at the byte level, for tests that send what `fetch` would refuse or rewrite:
+ * invalid UTF-8 bodies, arbitrary header values, raw paths and requests that are not valid HTTP.
+ * Only 127.0.0.1 is ever contacted.
+ */
+import { Agent, request, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
+import { connect } from 'node:net';
+
+/** A finished exchange; headers are lower-cased, values of repeated headers joined with ", ". */
+export interface RawExchange {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface RawRequest {
+  method: string;
+  /** Sent exactly as given, query string included. */
+  path: string;
+  headers?: OutgoingHttpHeaders;
+  body?: Buffer | string;
+}
+
+/** Keep-alive connections, so that thousands of requests do not exhaust ephemeral ports. */
+const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+
+/** Closes the pooled connections of `sendHttp`. */
+export function closeHttpAgent(): void {
+  agent.destroy();
+}
+
+/**
+ * Sends one request with `node:http` to 127.0.0.1:`port` and reads the whole answer.
+ * Rejects if no answer arrives within `timeoutMs`.
+ */
+export function sendHttp(port: number, input: RawRequest, timeoutMs = 10_000): Promise<RawExchange> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, agent, method: input.method, path: input.path, headers: input.headers });
+    const timer = setTimeout(() => outgoing.destroy(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+    let answered = false;
+    outgoing.on('response', (incoming) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+      incoming.on('end', () => {
+        clearTimeout(timer);
+        resolve({ status: incoming.statusCode ?? 0, headers: flatten(incoming.headers), body: Buffer.concat(chunks) });
+      });
+      incoming.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
+    });
+    outgoing.on('error', (error: NodeJS.ErrnoException) => {
+      // The server may answer (413) and close before the whole body is written: the answer counts.
+      if (answered && (error.code === 'EPIPE' || error.code === 'ECONNRESET')) return;
+      clearTimeout(timer);
+      reject(error);
+    });
+    outgoing.end(input.body);
+  });
+}
+
+/**
+ * Writes `bytes` on a new TCP connection to 127.0.0.1:`port`, reads until the server closes it
+ * (or one whole response has arrived) and parses that response.
+ */
+export function sendRaw(port: number, bytes: Buffer | string, timeoutMs = 10_000): Promise<RawExchange> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      const received = Buffer.concat(chunks);
+      const parsed = parseResponse(received);
+      if (parsed) resolve(parsed);
+      else reject(error ?? new Error(`no complete HTTP response: ${JSON.stringify(received.toString('latin1').slice(0, 300))}`));
+    };
+    const timer = setTimeout(() => finish(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+    socket.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (parseResponse(Buffer.concat(chunks))) finish();
+    });
+    socket.on('end', () => finish());
+    // A reset after the answer arrived (the server closed with our bytes unread) is not a failure.
+    socket.on('error', (error) => finish(error));
+    socket.write(bytes);
+  });
+}
+
+/** One HTTP/1.1 response from the start of `bytes`, or undefined while it is incomplete. */
+function parseResponse(bytes: Buffer): RawExchange | undefined {
+  const headEnd = bytes.indexOf('\r\n\r\n');
+  if (headEnd === -1) return undefined;
+  const [statusLine = '', ...lines] = bytes.subarray(0, headEnd).toString('latin1').split('\r\n');
+  const status = /^HTTP\/1\.[01] (\d{3})/.exec(statusLine);
+  if (!status) throw new Error(`not an HTTP status line: ${JSON.stringify(statusLine)}`);
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = line.slice(colon + 1).trim();
+    headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
+  }
+  const rest = bytes.subarray(headEnd + 4);
+  if (headers['transfer-encoding']?.toLowerCase() === 'chunked') {
+    const body = dechunk(rest);
+    return body && { status: Number(status[1]), headers, body };
+  }
+  const length = Number(headers['content-length'] ?? 0);
+  if (rest.length < length) return undefined;
+  return { status: Number(status[1]), headers, body: rest.subarray(0, length) };
+}
+
+/** The body of a chunked transfer, or undefined while the last chunk has not arrived. */
+function dechunk(bytes: Buffer): Buffer | undefined {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const lineEnd = bytes.indexOf('\r\n', at);
+    if (lineEnd === -1) return undefined;
+    const size = parseInt(bytes.subarray(at, lineEnd).toString('latin1'), 16);
+    if (size === 0) return Buffer.concat(parts);
+    if (bytes.length < lineEnd + 2 + size + 2) return undefined;
+    parts.push(bytes.subarray(lineEnd + 2, lineEnd + 2 + size));
+    at = lineEnd + 2 + size + 2;
+  }
+}
+
+function flatten(headers: IncomingHttpHeaders): Record<string, string> {
+  const flat: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return flat;
+}
