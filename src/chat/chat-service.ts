@@ -34,7 +34,12 @@ export interface TurnRequest {
 }
 
 interface PreparedTurn {
+  /** The system prompt in force for this turn. */
   systemPrompt: string;
+  /** The system prompt the request carried, which becomes the chat's. */
+  requestPrompt: string | undefined;
+  /** The chat's title if it has none yet. */
+  title: string;
   history: StoredMessage[];
   newMessages: ChatMessage[];
   newTokenCounts: number[];
@@ -95,8 +100,8 @@ export class ChatService {
       await this.options.store.beginTurn({
         chatId,
         ownerId,
-        systemPrompt: request.messages.findLast((message) => message.role === 'system')?.content,
-        title: titleFromMessage(turn.newMessages.find((message) => message.role === 'user')?.content ?? turn.newMessages[0]!.content),
+        systemPrompt: turn.requestPrompt,
+        title: turn.title,
         messages: turn.newMessages.map((message, index) => ({ ...message, tokenCount: turn.newTokenCounts[index]! })),
         reply: { id: generation.messageId, model: this.options.provider.model, systemPromptHash: sha256(turn.systemPrompt) },
       });
@@ -130,6 +135,8 @@ export class ChatService {
     const requestPrompt = request.messages.findLast((message) => message.role === 'system')?.content;
     return {
       systemPrompt: requestPrompt ?? stored?.systemPrompt ?? this.options.defaultSystemPrompt,
+      requestPrompt,
+      title: titleFromMessage((newMessages.find((message) => message.role === 'user') ?? newMessages[0]!).content),
       history: stored?.messages ?? [],
       newMessages,
       newTokenCounts: newMessages.map((message) => counter.count(message.content)),
