@@ -34,6 +34,14 @@ export function closeHttpAgent(): void {
  * Rejects if no answer arrives within `timeoutMs`.
  */
 export function sendHttp(port: number, input: RawRequest, timeoutMs = 10_000): Promise<RawExchange> {
+  return attempt(port, input, timeoutMs).catch((error: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+    // A pooled connection the server had just closed: Node's advice is to send once more.
+    if (error.reusedSocket && error.code === 'ECONNRESET') return attempt(port, input, timeoutMs);
+    throw error;
+  });
+}
+
+function attempt(port: number, input: RawRequest, timeoutMs: number): Promise<RawExchange> {
   return new Promise((resolve, reject) => {
     const outgoing = request({ host: '127.0.0.1', port, agent, method: input.method, path: input.path, headers: input.headers });
     const timer = setTimeout(() => outgoing.destroy(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
@@ -55,42 +63,68 @@ export function sendHttp(port: number, input: RawRequest, timeoutMs = 10_000): P
       // The server may answer (413) and close before the whole body is written: the answer counts.
       if (answered && (error.code === 'EPIPE' || error.code === 'ECONNRESET')) return;
       clearTimeout(timer);
-      reject(error);
+      reject(Object.assign(error, { reusedSocket: outgoing.reusedSocket }));
     });
     outgoing.end(input.body);
   });
 }
 
+export interface RawOptions {
+  timeoutMs?: number;
+  /**
+   * Read until the server closes the connection and take everything after the headers as the
+   * body, whatever Content-Length says: for HEAD, whose answer must have no body at all.
+   */
+  readToClose?: boolean;
+}
+
 /**
- * Writes `bytes` on a new TCP connection to 127.0.0.1:`port`, reads until the server closes it
- * (or one whole response has arrived) and parses that response.
+ * Writes `bytes` on a new TCP connection to 127.0.0.1:`port`, reads until one whole response has
+ * arrived (or the server closes the connection) and parses that response.
  */
-export function sendRaw(port: number, bytes: Buffer | string, timeoutMs = 10_000): Promise<RawExchange> {
+export function sendRaw(port: number, bytes: Buffer | string, options: RawOptions = {}): Promise<RawExchange> {
+  const { timeoutMs = 10_000, readToClose = false } = options;
   return new Promise((resolve, reject) => {
     const socket = connect({ host: '127.0.0.1', port });
     const chunks: Buffer[] = [];
-    const finish = (error?: Error) => {
+    let settled = false;
+    const settle = (ended: boolean, error?: Error) => {
+      let parsed: RawExchange | undefined;
+      try {
+        if (ended || !readToClose) parsed = parseResponse(Buffer.concat(chunks), readToClose && ended);
+      } catch (parseError) {
+        error = parseError as Error;
+      }
+      // Until the connection ends, an incomplete response may still be completed.
+      if (!parsed && !error) return;
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
-      const received = Buffer.concat(chunks);
-      const parsed = parseResponse(received);
       if (parsed) resolve(parsed);
-      else reject(error ?? new Error(`no complete HTTP response: ${JSON.stringify(received.toString('latin1').slice(0, 300))}`));
+      else reject(error);
     };
-    const timer = setTimeout(() => finish(new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => settle(false, new Error(`no answer in ${timeoutMs} ms`)), timeoutMs);
     socket.on('data', (chunk: Buffer) => {
       chunks.push(chunk);
-      if (parseResponse(Buffer.concat(chunks))) finish();
+      if (!settled) settle(false);
     });
-    socket.on('end', () => finish());
+    const ended = (error?: Error) => {
+      if (settled) return;
+      const received = JSON.stringify(Buffer.concat(chunks).toString('latin1').slice(0, 300));
+      settle(true, error ?? new Error(`the connection ended without a complete HTTP response: ${received}`));
+    };
+    socket.on('end', () => ended());
     // A reset after the answer arrived (the server closed with our bytes unread) is not a failure.
-    socket.on('error', (error) => finish(error));
+    socket.on('error', (error) => ended(error));
     socket.write(bytes);
   });
 }
 
-/** One HTTP/1.1 response from the start of `bytes`, or undefined while it is incomplete. */
-function parseResponse(bytes: Buffer): RawExchange | undefined {
+/**
+ * One HTTP/1.1 response from the start of `bytes`, or undefined while it is incomplete. With
+ * `wholeRest`, the body is everything after the headers.
+ */
+function parseResponse(bytes: Buffer, wholeRest = false): RawExchange | undefined {
   const headEnd = bytes.indexOf('\r\n\r\n');
   if (headEnd === -1) return undefined;
   const [statusLine = '', ...lines] = bytes.subarray(0, headEnd).toString('latin1').split('\r\n');
@@ -104,6 +138,7 @@ function parseResponse(bytes: Buffer): RawExchange | undefined {
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
   }
   const rest = bytes.subarray(headEnd + 4);
+  if (wholeRest) return { status: Number(status[1]), headers, body: rest };
   if (headers['transfer-encoding']?.toLowerCase() === 'chunked') {
     const body = dechunk(rest);
     return body && { status: Number(status[1]), headers, body };

@@ -49,9 +49,18 @@ export class AppError extends Error {
     this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
+  /** The HTTP status of `code`. */
   get status(): number {
     return STATUS_BY_CODE[this.code];
   }
+}
+
+/**
+ * Thrown from body-parser's `verify` hook: body-parser (through http-errors) writes `status`
+ * onto what is thrown, so a plain Error with a `type` is thrown there and mapped later.
+ */
+export function bodyVerifyError(type: string, message: string): Error {
+  return Object.assign(new Error(message), { type, status: 400, expose: true });
 }
 
 const GENERIC_MESSAGE = 'An internal error occurred.';

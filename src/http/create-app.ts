@@ -1,12 +1,12 @@
 import { isUtf8 } from 'node:buffer';
-import express, { type Express } from 'express';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { ChatService } from '../chat/chat-service';
 import type { Conversations } from '../chat/conversations';
 import type { ChatStore, LlmProvider } from '../chat/ports';
 import type { ApiKeys } from '../auth/api-keys';
 import type { Config } from '../config/config-schema';
-import { AppError } from '../errors/app-error';
+import { AppError, bodyVerifyError } from '../errors/app-error';
 import { authenticate } from './authenticate';
 import { chatRoutes } from './chat-routes';
 import { conversationRoutes } from './conversation-routes';
@@ -41,6 +41,7 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use('/api', authenticate(keys));
   // Limits are per API key: with auth off there are no keys to count against.
   if (keys) app.use('/api', requestsPerMinute(limits.requests_per_minute));
+  app.use(requireUtf8Charset);
   app.use(express.json({ limit: config.server.body_limit, verify: requireUtf8 }));
   app.use(
     chatRoutes(chat, {
@@ -56,5 +57,15 @@ export function createApp(dependencies: AppDependencies): Express {
 
 /** JSON must be UTF-8: a body that is not is refused rather than read with replacement characters. */
 function requireUtf8(_request: unknown, _response: unknown, body: Buffer): void {
-  if (!isUtf8(body)) throw new AppError('invalid_json', 'The request body is not valid UTF-8.');
+  if (!isUtf8(body)) throw bodyVerifyError('encoding.invalid', 'The request body is not valid UTF-8.');
+}
+
+/** JSON bodies in another charset (UTF-16, UTF-7...) are refused: this API speaks UTF-8 only. */
+function requireUtf8Charset(request: Request, _response: Response, next: NextFunction): void {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.get('content-type') ?? '')?.[1]?.toLowerCase();
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    next(new AppError('unsupported_media_type', 'The request body charset is not supported; use UTF-8.'));
+    return;
+  }
+  next();
 }

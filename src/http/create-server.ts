@@ -8,6 +8,12 @@ import { AppError, toErrorBody } from '../errors/app-error';
  */
 export function createHttpServer(app: Express): Server {
   const server = createServer(app);
+  // Node answers an Expect other than 100-continue with a bare 417 unless told otherwise.
+  server.on('checkExpectation', (_request, response) => {
+    const body = JSON.stringify(toErrorBody(new AppError('invalid_request', 'Only "Expect: 100-continue" is supported.')));
+    response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    response.end(body);
+  });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
     if (!socket.writable || (error.code === 'ECONNRESET')) {
       socket.destroy();
@@ -17,7 +23,9 @@ export function createHttpServer(app: Express): Server {
     const appError = tooLarge
       ? new AppError('headers_too_large', 'The request headers are too large.')
       : new AppError('invalid_request', 'The request is not valid HTTP.');
-    const body = JSON.stringify(toErrorBody(appError));
+    // A HEAD request's answer has no body, even when the request could not be parsed.
+    const head = (error as { rawPacket?: Buffer }).rawPacket?.subarray(0, 5).toString('latin1') === 'HEAD ';
+    const body = head ? '' : JSON.stringify(toErrorBody(appError));
     socket.end(
       `HTTP/1.1 ${appError.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
         'content-type: application/json; charset=utf-8\r\n' +

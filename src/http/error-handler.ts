@@ -7,6 +7,7 @@ const BODY_ERRORS: Record<string, () => AppError> = {
   'entity.too.large': () => new AppError('payload_too_large', 'The request body is too large.'),
   'encoding.unsupported': () => new AppError('unsupported_media_type', 'The request body encoding is not supported.'),
   'charset.unsupported': () => new AppError('unsupported_media_type', 'The request body charset is not supported; use UTF-8.'),
+  'encoding.invalid': () => new AppError('invalid_json', 'The request body is not valid UTF-8.'),
 };
 
 function classify(error: unknown): AppError {
@@ -14,8 +15,9 @@ function classify(error: unknown): AppError {
   const bodyError = error as { type?: string; status?: number; expose?: boolean };
   const known = bodyError.type ? BODY_ERRORS[bodyError.type] : undefined;
   if (known) return known();
-  // Other client errors raised by Express or body-parser (bad lengths, aborted uploads).
-  if (bodyError.expose && typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
+  // Other client errors raised by Express, its router or body-parser (bad lengths, aborted
+  // uploads, malformed percent-escapes in a path parameter, which carry no `expose`).
+  if (typeof bodyError.status === 'number' && bodyError.status >= 400 && bodyError.status < 500) {
     return new AppError('invalid_request', 'The request could not be read.');
   }
   return toAppError(error);
