@@ -1,0 +1,153 @@
+/**
+ * `npm run bench` (after the build): the benchmark of issue 6 in one go.
+ *
+ * Starts the paced upstream, the service and the load generator as separate processes, runs
+ * every scenario against the upstream directly and through the service, then writes
+ * bench/results.md (also printed) and the raw records to bench/tmp/last-run.json.
+ * Every child process and the run's temp folder are removed on exit, failure or Ctrl-C.
+ *
+ * BENCH_CPU_PROF=1 npm run bench: the service also writes a CPU profile to bench/tmp/profiles/.
+ * BENCH_SCENARIOS='c=1,c=500' npm run bench: only those scenarios (e.g. to profile one); the
+ * partial report goes to bench/tmp/results.md so that bench/results.md always holds a full run.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describeMachine } from './machine';
+import { forkTs, killAllNow, nextMessage, stopAll, stopChild } from './processes';
+import { readCpuMs, readMachineBusyMs, readRssKiB } from './proc-stats';
+import type { FromLoad, FromUpstream, TargetKind, TargetSpec } from './protocol';
+import { renderReport } from './report';
+import { runScenario, type ScenarioOutcome } from './run-scenario';
+import { SCENARIOS } from './scenarios';
+import { logTail, startService, type ServiceProcess } from './service-process';
+
+/** The whole run must stay under five minutes with the build; past this, it stops itself. */
+const RUN_DEADLINE_MS = 270_000;
+const API_VERSION = '2024-10-21';
+const TMP_DIR = path.join(__dirname, 'tmp');
+
+let runDir: string | undefined;
+let service: ServiceProcess | undefined;
+
+const isUpstreamReady = (message: unknown): message is Extract<FromUpstream, { type: 'ready' }> => (message as FromUpstream).type === 'ready';
+const isLoadReady = (message: unknown): message is Extract<FromLoad, { type: 'ready' }> => (message as FromLoad).type === 'ready';
+
+function progress(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function main(): Promise<void> {
+  const startedAt = Date.now();
+  const machineBusyAtStart = readMachineBusyMs();
+  mkdirSync(TMP_DIR, { recursive: true });
+  runDir = mkdtempSync(path.join(TMP_DIR, 'run-'));
+
+  progress('bench: starting the paced upstream, the service and the load generator');
+  const upstream = forkTs('paced-upstream.ts');
+  const fake = await nextMessage(upstream, isUpstreamReady, 30_000, 'paced upstream start');
+  service = await startService(runDir, fake);
+  const load = forkTs('load.ts');
+  await nextMessage(load, isLoadReady, 30_000, 'load generator start');
+
+  const targets: Record<TargetKind, TargetSpec> = {
+    direct: {
+      kind: 'direct',
+      port: Number(new URL(fake.url).port),
+      path: `/openai/deployments/${encodeURIComponent(fake.deployment)}/chat/completions?api-version=${API_VERSION}`,
+      headers: { 'api-key': fake.apiKey },
+    },
+    service: { kind: 'service', port: service.port, path: '/api/chat', headers: { authorization: `Bearer ${service.apiKey}` } },
+  };
+  const serviceRssAtStartKiB = readRssKiB(service.pid);
+
+  const only = process.env.BENCH_SCENARIOS?.split(',').map((name) => name.trim());
+  const scenarios = only ? SCENARIOS.filter((scenario) => only.includes(scenario.name)) : SCENARIOS;
+  if (scenarios.length === 0) throw new Error(`BENCH_SCENARIOS names none of: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  const outcomes: ScenarioOutcome[] = [];
+  for (const scenario of scenarios) {
+    progress(`bench: ${scenario.name}: ${scenario.description}`);
+    outcomes.push(await runScenario({ upstream, load, service, targets }, scenario, progress));
+  }
+
+  const date = new Date();
+  const runSeconds = (Date.now() - startedAt) / 1000;
+  const otherCpuSeconds = cpuOfOthers(machineBusyAtStart, [upstream.pid, service.pid, load.pid]);
+  const markdown = renderReport({ date, machine: describeMachine(), outcomes, serviceRssAtStartKiB, runSeconds, otherCpuSeconds });
+  const resultsPath = only ? path.join(TMP_DIR, 'results.md') : path.join(__dirname, 'results.md');
+  writeFileSync(resultsPath, markdown);
+  // The raw records of the last run (measured rounds), for a second look at any figure.
+  writeFileSync(
+    path.join(TMP_DIR, 'last-run.json'),
+    JSON.stringify({
+      date: date.toISOString(),
+      machine: describeMachine(),
+      serviceRssAtStartKiB,
+      scenarios: outcomes.map(({ raw, ...figures }) => ({ ...figures, rawRounds: raw })),
+    }),
+  );
+  process.stdout.write(`${markdown}\n`);
+  progress(`bench: wrote ${path.relative(process.cwd(), resultsPath)} and bench/tmp/last-run.json in ${runSeconds.toFixed(0)} s`);
+}
+
+/**
+ * CPU-seconds the machine spent on processes other than this run's since `busyAtStart`: on a
+ * shared machine, someone else's test run skews the figures, and the report says so.
+ */
+function cpuOfOthers(busyAtStart: number | null, pids: Array<number | undefined>): number | null {
+  const busyNow = readMachineBusyMs();
+  if (busyAtStart === null || busyNow === null) return null;
+  const own = process.cpuUsage();
+  let ours = (own.user + own.system) / 1000;
+  for (const pid of pids) ours += (pid === undefined ? null : readCpuMs(pid)) ?? 0;
+  return Math.max(0, busyNow - busyAtStart - ours) / 1000;
+}
+
+let cleaning: Promise<void> | undefined;
+/** Set by a signal: the children got it too (Ctrl-C hits the whole process group), so their exits are no failure to report. */
+let interrupted = false;
+/** Stops every child (each by its pid) and removes the run's temp folder; safe to call twice. */
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    // The service first, on its own: its graceful exit is what writes a CPU profile (BENCH_CPU_PROF).
+    if (service) await stopChild(service.child, process.env.BENCH_CPU_PROF ? 60_000 : 5000);
+    await stopAll(5000);
+    if (runDir) rmSync(runDir, { recursive: true, force: true });
+  })();
+  return cleaning;
+}
+
+function exitAfterCleanUp(code: number): void {
+  void cleanUp().finally(() => process.exit(code));
+}
+
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  process.on(signal, () => {
+    // tsx relays the terminal's signal too: say it once.
+    if (!interrupted) progress(`bench: ${signal}: stopping the child processes`);
+    interrupted = true;
+    exitAfterCleanUp(code);
+  });
+}
+// Whatever path leads out, no child survives and no temp folder stays.
+process.on('exit', () => {
+  killAllNow();
+  if (runDir) rmSync(runDir, { recursive: true, force: true });
+});
+
+const deadline = setTimeout(() => {
+  progress(`bench: still running after ${RUN_DEADLINE_MS / 1000} s: giving up`);
+  exitAfterCleanUp(1);
+}, RUN_DEADLINE_MS);
+deadline.unref();
+
+main()
+  .then(() => cleanUp())
+  .then(() => process.exit(0))
+  .catch(async (error: unknown) => {
+    // A child that died of Ctrl-C may be noticed just before our own SIGINT handler runs.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    if (interrupted) return; // the signal handler is already cleaning up
+    progress(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    if (service) progress(`last lines of the service's log:\n${logTail(service)}`);
+    exitAfterCleanUp(1);
+  });

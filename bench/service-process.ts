@@ -1,0 +1,104 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { PROJECT_ROOT, track } from './processes';
+
+/**
+ * Only the per-key limits are raised, so that thousands of streams from one key are not refused
+ * with 429; every other setting is the default.
+ */
+export const RAISED_LIMITS_TOML = '[limits]\nrequests_per_minute = 100000000\nconcurrent_streams = 100000\n';
+
+export const PROFILE_DIR = path.join(PROJECT_ROOT, 'bench', 'tmp', 'profiles');
+
+export interface ServiceProcess {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  apiKey: string;
+  databasePath: string;
+  logPath: string;
+}
+
+/** Settings of the service that must not leak in from the shell running the benchmark. */
+const SERVICE_VARIABLES = /^(AZURE_|OPENAI_)|^(NODE_ENV|NODE_OPTIONS|PORT|HOST|DATABASE_URL|CONFIG_PATH|LOG_LEVEL)$/;
+
+/**
+ * Starts the production build (`node dist/main.js`) against the paced upstream, with a fresh
+ * SQLite file in `runDir`, and waits for its first-start API key and its port in the log.
+ *
+ * Its working directory is `runDir`, so a developer's `.env` is not read. Its stdout (pino JSON)
+ * goes to a file: a pipe the orchestrator is slow to drain could block the service's logging.
+ */
+export async function startService(runDir: string, upstream: { url: string; apiKey: string; deployment: string }): Promise<ServiceProcess> {
+  const mainPath = path.join(PROJECT_ROOT, 'dist', 'main.js');
+  if (!existsSync(mainPath)) throw new Error(`${mainPath} is missing: run "npm run bench", which builds first`);
+  const configPath = path.join(runDir, 'bench-config.toml');
+  writeFileSync(configPath, RAISED_LIMITS_TOML);
+  const databasePath = path.join(runDir, 'bench.db');
+  const logPath = path.join(runDir, 'service.log');
+  const errPath = path.join(runDir, 'service.err');
+
+  const environment: NodeJS.ProcessEnv = {};
+  for (const [name, value] of Object.entries(process.env)) if (!SERVICE_VARIABLES.test(name)) environment[name] = value;
+  Object.assign(environment, {
+    NODE_ENV: 'production',
+    HOST: '127.0.0.1',
+    PORT: '0', // the service logs the port it got
+    DATABASE_URL: `file:${databasePath}`,
+    CONFIG_PATH: configPath,
+    AZURE_OPENAI_API_KEY: upstream.apiKey,
+    AZURE_OPENAI_ENDPOINT: upstream.url,
+    AZURE_OPENAI_DEPLOYMENT_NAME: upstream.deployment,
+  });
+
+  const out = openSync(logPath, 'w');
+  const err = openSync(errPath, 'w');
+  // BENCH_CPU_PROF=1: the service writes a V8 CPU profile to bench/tmp/profiles/ when it exits
+  // (open it in Chrome DevTools or speedscope), to see where its time goes under this load.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
+  const child = track(spawn(process.execPath, [...profile, mainPath], { cwd: runDir, env: environment, stdio: ['ignore', out, err] }));
+  closeSync(out);
+  closeSync(err);
+
+  // Bounded wait: 30 s, polling the log file.
+  for (let waited = 0; waited < 30_000; waited += 100) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`the service exited at start: ${readFileSync(errPath, 'utf8').trim() || '(no stderr)'}`);
+    }
+    const started = readStartLines(logPath);
+    if (started) return { child, pid: child.pid!, ...started, databasePath, logPath };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the service did not log its API key and "listening" within 30 s');
+}
+
+/** The API key of the first-start line and the port of the "listening" line, once both are logged. */
+function readStartLines(logPath: string): { apiKey: string; port: number } | undefined {
+  let apiKey: string | undefined;
+  let port: number | undefined;
+  for (const line of readFileSync(logPath, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { msg?: unknown; port?: unknown };
+    try {
+      entry = JSON.parse(line) as { msg?: unknown; port?: unknown };
+    } catch {
+      continue; // a line still being written
+    }
+    const msg = typeof entry.msg === 'string' ? entry.msg : '';
+    apiKey ??= /^First start: created the API key "default": (lss_[A-Za-z0-9_-]+) \./.exec(msg)?.[1];
+    if (msg === 'listening' && typeof entry.port === 'number') port = entry.port;
+  }
+  return apiKey && port ? { apiKey, port } : undefined;
+}
+
+/** The last lines of the service's log, to show when the run fails. */
+export function logTail(service: ServiceProcess, lines = 15): string {
+  try {
+    // Lines cut at 400 characters: pino-http's request lines carry every response header.
+    const tail = readFileSync(service.logPath, 'utf8').trimEnd().split('\n').slice(-lines);
+    return tail.map((line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line)).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
