@@ -217,6 +217,19 @@ describe('upstream failures mid-stream', () => {
     expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Cut', status: 'failed', finishReason: 'error' });
   });
 
+  test('an error frame mid-stream fails the reply and keeps what came before it', async () => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: ['Half', ' done'], ending: 'error-frame', cutAfter: 1 });
+    const exchange = await postChat(service.url, userTurn(chatId, 'Hi'));
+    expect(parseParts(exchange.text).slice(-3)).toEqual([
+      { type: 'text-delta', id: 'text-0', delta: 'Half' },
+      { type: 'text-end', id: 'text-0' },
+      { type: 'error', errorText: 'The model provider reported an error mid-stream.' },
+    ]);
+    expect(exchange.text.endsWith('data: [DONE]\n\n')).toBe(true);
+    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Half', status: 'failed', finishReason: 'error' });
+  });
+
   test('a silent upstream is aborted after the idle timeout', async () => {
     const impatient = await startTestService({ upstream, configToml: '[streaming]\nupstream_idle_timeout_seconds = 0.3\n' });
     try {

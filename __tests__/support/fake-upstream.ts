@@ -26,7 +26,7 @@ export interface RecordedRequest {
   body: any;
 }
 
-export type StreamEnding = 'done' | 'reset' | 'stall' | 'end-without-done';
+export type StreamEnding = 'done' | 'reset' | 'stall' | 'end-without-done' | 'error-frame';
 
 export interface TokenUsage {
   prompt_tokens: number;
@@ -58,6 +58,8 @@ export interface StreamScript {
    * - 'stall': after that point nothing more is sent; the connection stays open until the client
    *   goes away or close() is called.
    * - 'end-without-done': the response ends cleanly with no finish frame, no usage and no [DONE].
+   * - 'error-frame': an `{"error": {...}}` frame, as OpenAI sends when a stream fails server-side,
+   *   then [DONE] and the end of the response.
    */
   ending?: StreamEnding;
   /** For reset/stall/end-without-done: how many content frames to send before the ending. */
@@ -555,6 +557,11 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       case 'stall':
         return; // keep the connection open; the client or close() ends it
       case 'end-without-done':
+        res.end();
+        return;
+      case 'error-frame':
+        if (!(await ex.write(frame({ error: { message: 'The server had an error while processing your request.', type: 'server_error', param: null, code: null } })))) return;
+        if (!(await ex.write('data: [DONE]\n\n'))) return;
         res.end();
         return;
       case 'done': {

@@ -4,6 +4,7 @@ import type { FinishReason, LlmEvent, LlmProvider, LlmRequest } from '../chat/po
 import type { ProviderSettings } from '../config/resolve-provider';
 import { chunkSchema } from './chunk-schema';
 import { mapUpstreamError } from './map-upstream-error';
+import { SseDataDecoder } from './sse-data-decoder';
 
 export interface OpenAiProviderOptions {
   settings: Exclude<ProviderSettings, { kind: 'simulator' }>;
@@ -24,6 +25,10 @@ const FINISH_REASONS: Record<string, FinishReason> = {
  * Azure OpenAI (classic or v1 data plane), OpenAI, or any OpenAI-compatible server, through the
  * `openai` SDK, which builds the URLs and retries 408/409/429/5xx and connection errors before the
  * stream starts, honouring `retry-after-ms` / `retry-after`.
+ *
+ * Once the upstream has answered, the response body is read here rather than through the SDK's
+ * `Stream`: its layers of async iterators, line decoders and byte copies cost about as much per
+ * delta as everything else on the path together (bench/results.md).
  */
 export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvider {
   const { settings } = options;
@@ -49,19 +54,18 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       // than the SDK's per-attempt timeout so that it can be disarmed once the stream is open.
       const deadline = new AbortController();
       const timer = setTimeout(() => deadline.abort(), options.requestTimeoutMs);
-      let stream;
+      let response: Response;
       try {
-        stream = await client.chat.completions.create(
-          {
-            model,
-            messages: request.messages,
-            temperature: options.temperature,
-            ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
-            stream: true,
-            stream_options: { include_usage: true },
-          },
-          { signal: AbortSignal.any([request.signal, deadline.signal]) },
-        );
+        const params = {
+          model,
+          messages: request.messages,
+          temperature: options.temperature,
+          ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
+          stream: true as const,
+          stream_options: { include_usage: true },
+        };
+        const signal = AbortSignal.any([request.signal, deadline.signal]);
+        response = await client.chat.completions.create(params, { signal }).asResponse();
       } catch (error) {
         if (deadline.signal.aborted && !request.signal.aborted) {
           throw new AppError('upstream_timeout', 'The model provider did not answer in time.', { cause: error });
@@ -70,31 +74,60 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       } finally {
         clearTimeout(timer);
       }
-      return readEvents(stream, request.signal);
+      if (!response.body) throw new AppError('upstream_error', 'The model provider answered with no body.');
+      return readEvents(response.body, request.signal);
     },
   };
 }
 
-async function* readEvents(stream: AsyncIterable<unknown>, signal: AbortSignal): AsyncGenerator<LlmEvent> {
+/** The reply's events from the upstream's SSE body: JSON chunks until `[DONE]`. */
+async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<LlmEvent> {
+  const decoder = new SseDataDecoder();
+  let done = false;
   try {
-    for await (const raw of stream) {
-      const chunk = chunkSchema.safeParse(raw);
-      if (!chunk.success) continue;
-      const { choices, usage } = chunk.data;
-      const choice = choices[0];
-      const text = choice?.delta?.content;
-      if (text) yield { type: 'text', text };
-      if (choice?.finish_reason) yield { type: 'finish', finishReason: FINISH_REASONS[choice.finish_reason] ?? 'other' };
-      if (usage) {
-        yield {
-          type: 'usage',
-          usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens },
-        };
+    // Read on after [DONE] until the body ends: leaving early would close the pooled connection.
+    for await (const bytes of body) {
+      if (done) continue;
+      for (const data of decoder.push(bytes)) {
+        if (data.startsWith('[DONE]')) {
+          done = true;
+          break;
+        }
+        yield* eventsOf(parseChunk(data));
       }
     }
   } catch (error) {
     // Aborting is the caller's decision and its reason says why; it is not an upstream failure.
     if (signal.aborted) return;
     throw mapUpstreamError(error);
+  }
+}
+
+/** A chunk's JSON; an `error` object in it (sent mid-stream by some servers) fails the reply. */
+function parseChunk(data: string): unknown {
+  let chunk: unknown;
+  try {
+    chunk = JSON.parse(data);
+  } catch (error) {
+    throw new AppError('upstream_error', 'The model provider sent a chunk that is not JSON.', { cause: error });
+  }
+  const upstreamError = (chunk as { error?: unknown } | null)?.error;
+  if (upstreamError) throw new AppError('upstream_error', 'The model provider reported an error mid-stream.', { cause: upstreamError });
+  return chunk;
+}
+
+function* eventsOf(raw: unknown): Generator<LlmEvent> {
+  const chunk = chunkSchema.safeParse(raw);
+  if (!chunk.success) return;
+  const { choices, usage } = chunk.data;
+  const choice = choices[0];
+  const text = choice?.delta?.content;
+  if (text) yield { type: 'text', text };
+  if (choice?.finish_reason) yield { type: 'finish', finishReason: FINISH_REASONS[choice.finish_reason] ?? 'other' };
+  if (usage) {
+    yield {
+      type: 'usage',
+      usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens },
+    };
   }
 }
