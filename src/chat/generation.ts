@@ -174,15 +174,15 @@ export class Generation {
       clearTimeout(this.graceTimer);
     }
     const outcome = this.decideOutcome(finishReason, failure);
-    const facts = this.replyFacts(finishReason, usage);
-    await this.persist(outcome, facts);
+    const tokenCount = this.options.counter.count(this.text);
+    const facts = this.replyFacts(finishReason, usage, tokenCount);
+    await this.persist(outcome, facts, tokenCount);
     this.end(outcome, facts);
   }
 
   /** Usage from the provider, or counted here when the stream was cut before its usage frame. */
-  private replyFacts(finishReason: FinishReason | null, usage: Usage | null): ReplyFacts {
-    const { counter, context, startedAt } = this.options;
-    const completionTokens = counter.count(this.text);
+  private replyFacts(finishReason: FinishReason | null, usage: Usage | null, completionTokens: number): ReplyFacts {
+    const { context, startedAt } = this.options;
     return {
       finishReason,
       usage: usage ?? {
@@ -223,8 +223,8 @@ export class Generation {
       });
   }
 
-  private async persist(outcome: Outcome, facts: ReplyFacts): Promise<void> {
-    const { log, store, counter } = this.options;
+  private async persist(outcome: Outcome, facts: ReplyFacts, tokenCount: number): Promise<void> {
+    const { log, store } = this.options;
     if (outcome.error) log.warn({ err: outcome.error, cause: outcome.error.cause }, 'reply failed');
     // A checkpoint landing after the final write would overwrite it.
     await this.pendingCheckpoint;
@@ -234,7 +234,7 @@ export class Generation {
         content: this.text,
         status: outcome.status,
         finishReason: facts.finishReason ?? (outcome.status === 'failed' ? 'error' : null),
-        tokenCount: counter.count(this.text),
+        tokenCount,
       });
     } catch (error) {
       log.error({ err: error }, 'could not persist the reply');

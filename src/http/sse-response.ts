@@ -37,11 +37,12 @@ export interface StreamOptions {
  */
 export function streamGeneration(generation: Generation, response: Response, options: StreamOptions): void {
   response.writeHead(200, SSE_HEADERS);
-  response.flushHeaders();
   let cursor = options.lastEventId;
   let waitingForDrain = false;
+  let written = false;
 
   const write = (chunk: string) => {
+    written = true;
     heartbeat.refresh();
     if (response.write(chunk)) return;
     waitingForDrain = true;
@@ -76,6 +77,11 @@ export function streamGeneration(generation: Generation, response: Response, opt
     unsubscribe();
   };
   response.on('close', stop);
-  if (response.destroyed) stop();
-  else pump();
+  if (response.destroyed) {
+    stop();
+    return;
+  }
+  pump();
+  // The headers go out at once: with the first frames when there are some (one packet), else alone.
+  if (!written) response.flushHeaders();
 }

@@ -93,7 +93,8 @@ async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal
           done = true;
           break;
         }
-        yield* eventsOf(parseChunk(data));
+        // Not yield*: over a sync iterable it awaits every event once more.
+        for (const event of eventsOf(parseChunk(data))) yield event;
       }
     }
   } catch (error) {
@@ -116,18 +117,21 @@ function parseChunk(data: string): unknown {
   return chunk;
 }
 
-function* eventsOf(raw: unknown): Generator<LlmEvent> {
+/** What one chunk says: text, a finish reason and usage, each where present; nothing for a chunk of another shape. */
+function eventsOf(raw: unknown): LlmEvent[] {
   const chunk = chunkSchema.safeParse(raw);
-  if (!chunk.success) return;
+  if (!chunk.success) return [];
   const { choices, usage } = chunk.data;
   const choice = choices[0];
+  const events: LlmEvent[] = [];
   const text = choice?.delta?.content;
-  if (text) yield { type: 'text', text };
-  if (choice?.finish_reason) yield { type: 'finish', finishReason: FINISH_REASONS[choice.finish_reason] ?? 'other' };
+  if (text) events.push({ type: 'text', text });
+  if (choice?.finish_reason) events.push({ type: 'finish', finishReason: FINISH_REASONS[choice.finish_reason] ?? 'other' });
   if (usage) {
-    yield {
+    events.push({
       type: 'usage',
       usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens, totalTokens: usage.total_tokens },
-    };
+    });
   }
+  return events;
 }
