@@ -1,12 +1,17 @@
-import * as cl100k from 'gpt-tokenizer/encoding/cl100k_base';
-import * as o200k from 'gpt-tokenizer/encoding/o200k_base';
+import type * as o200k from 'gpt-tokenizer/encoding/o200k_base';
 import type { ChatMessage, TokenCounter } from '../chat/ports';
 
 export type EncodingName = 'o200k_base' | 'cl100k_base';
 
-const ENCODINGS: Record<EncodingName, { countTokens: typeof o200k.countTokens }> = {
-  o200k_base: o200k,
-  cl100k_base: cl100k,
+type Encoding = { countTokens: typeof o200k.countTokens };
+
+/**
+ * Loaded on demand: each encoding's tables take tens of MiB (o200k_base about 70), and a
+ * service uses one.
+ */
+const ENCODINGS: Record<EncodingName, () => Encoding> = {
+  o200k_base: () => require('gpt-tokenizer/encoding/o200k_base') as Encoding,
+  cl100k_base: () => require('gpt-tokenizer/encoding/cl100k_base') as Encoding,
 };
 
 /** Models of the GPT-4o generation and later use o200k_base; older ones cl100k_base. */
@@ -31,7 +36,7 @@ export function inferContextWindow(model: string): number {
  * text (`<|endoftext|>`) are counted as the plain text they are.
  */
 export function createTokenCounter(encoding: EncodingName): TokenCounter {
-  const { countTokens } = ENCODINGS[encoding];
+  const { countTokens } = ENCODINGS[encoding]();
   const options = { disallowedSpecial: new Set<string>() };
   const count = (text: string) => (text === '' ? 0 : countTokens(text, options));
   return {
