@@ -7,6 +7,8 @@
  * Every child process and the run's temp folder are removed on exit, failure or Ctrl-C.
  *
  * BENCH_CPU_PROF=1 npm run bench: the service also writes a CPU profile to bench/tmp/profiles/.
+ * BENCH_NODE_FLAGS='--max-semi-space-size=4' npm run bench: starts the service with these Node
+ * flags (e.g. to see what garbage-collector settings do to memory per stream).
  * BENCH_SCENARIOS='c=1,c=500' npm run bench: only those scenarios (e.g. to profile one); the
  * partial report goes to bench/tmp/results.md so that bench/results.md always holds a full run.
  */

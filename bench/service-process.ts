@@ -57,7 +57,8 @@ export async function startService(runDir: string, upstream: { url: string; apiK
   // BENCH_CPU_PROF=1: the service writes a V8 CPU profile to bench/tmp/profiles/ when it exits
   // (open it in Chrome DevTools or speedscope), to see where its time goes under this load.
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [];
-  const child = track(spawn(process.execPath, [...profile, mainPath], { cwd: runDir, env: environment, stdio: ['ignore', out, err] }));
+  const extra = process.env.BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
+  const child = track(spawn(process.execPath, [...profile, ...extra, mainPath], { cwd: runDir, env: environment, stdio: ['ignore', out, err] }));
   closeSync(out);
   closeSync(err);
 
