@@ -13,6 +13,8 @@ export interface ReportInput {
   runSeconds: number;
   /** CPU-seconds used by other processes on the machine during the run; null when unknown. */
   otherCpuSeconds: number | null;
+  /** bench/analysis.md: where the time goes, from profiles (written by hand, so kept apart from the figures). */
+  analysis: string | undefined;
 }
 
 /** ms with a precision that suits the size. */
@@ -177,5 +179,6 @@ export function renderReport(input: ReportInput): string {
     ),
     '',
   );
+  if (input.analysis) parts.push(input.analysis.trim(), '');
   return parts.join('\n');
 }

@@ -3,7 +3,8 @@
  *
  * Starts the paced upstream, the service and the load generator as separate processes, runs
  * every scenario against the upstream directly and through the service, then writes
- * bench/results.md (also printed) and the raw records to bench/tmp/last-run.json.
+ * bench/results.md (also printed; bench/analysis.md, the profile findings, is appended to it)
+ * and the raw records to bench/tmp/last-run.json.
  * Every child process and the run's temp folder are removed on exit, failure or Ctrl-C.
  *
  * BENCH_CPU_PROF=1 npm run bench: the service also writes a CPU profile to bench/tmp/profiles/.
@@ -12,7 +13,7 @@
  * BENCH_SCENARIOS='c=1,c=500' npm run bench: only those scenarios (e.g. to profile one); the
  * partial report goes to bench/tmp/results.md so that bench/results.md always holds a full run.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describeMachine } from './machine';
 import { forkTs, killAllNow, nextMessage, stopAll, stopChild } from './processes';
@@ -74,7 +75,9 @@ async function main(): Promise<void> {
   const date = new Date();
   const runSeconds = (Date.now() - startedAt) / 1000;
   const otherCpuSeconds = cpuOfOthers(machineBusyAtStart, [upstream.pid, service.pid, load.pid]);
-  const markdown = renderReport({ date, machine: describeMachine(), outcomes, serviceRssAtStartKiB, runSeconds, otherCpuSeconds });
+  const analysisPath = path.join(__dirname, 'analysis.md');
+  const analysis = existsSync(analysisPath) ? readFileSync(analysisPath, 'utf8') : undefined;
+  const markdown = renderReport({ date, machine: describeMachine(), outcomes, serviceRssAtStartKiB, runSeconds, otherCpuSeconds, analysis });
   const resultsPath = only ? path.join(TMP_DIR, 'results.md') : path.join(__dirname, 'results.md');
   writeFileSync(resultsPath, markdown);
   // The raw records of the last run (measured rounds), for a second look at any figure.
