@@ -18,8 +18,11 @@ export function readRssKiB(pid: number): number | null {
 
 let ticksPerSecond: number | undefined;
 
-/** User + system CPU time the process has used so far, in ms (clock-tick resolution, usually 10 ms). */
-export function readCpuMs(pid: number): number | null {
+/**
+ * CPU time the process has used so far, in ms (clock-tick resolution, usually 10 ms): user +
+ * system, and system alone (time in the kernel: system calls, network stack).
+ */
+export function readCpuMs(pid: number): { total: number; system: number } | null {
   try {
     ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -27,7 +30,7 @@ export function readCpuMs(pid: number): number | null {
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     const utime = Number(fields[11]);
     const stime = Number(fields[12]);
-    return ((utime + stime) * 1000) / ticksPerSecond;
+    return { total: ((utime + stime) * 1000) / ticksPerSecond, system: (stime * 1000) / ticksPerSecond };
   } catch {
     return null;
   }

@@ -70,6 +70,7 @@ function cpuRows(outcome: ScenarioOutcome): string[][] {
       target,
       seconds(sum((round) => round.wallMs)),
       seconds(serviceCpu),
+      seconds(sum((round) => round.cpuMs.serviceSystem)),
       seconds(sum((round) => round.cpuMs.upstream)),
       seconds(sum((round) => round.cpuMs.load)),
       perDelta,
@@ -174,7 +175,7 @@ export function renderReport(input: ReportInput): string {
       'The load generator\'s event-loop delay p99 shows whether it kept up.',
     '',
     table(
-      ['scenario', 'target', 'wall s', 'service CPU s', 'upstream CPU s', 'load generator CPU s', 'service CPU µs per delta', 'load generator loop delay p99 ms'],
+      ['scenario', 'target', 'wall s', 'service CPU s', 'of which in the kernel', 'upstream CPU s', 'load generator CPU s', 'service CPU µs per delta', 'load generator loop delay p99 ms'],
       outcomes.flatMap(cpuRows),
     ),
     '',

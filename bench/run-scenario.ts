@@ -21,7 +21,8 @@ export interface RoundLog {
   streams: number;
   wallMs: number;
   /** CPU used during the round by each process, in ms. */
-  cpuMs: { service: number | null; upstream: number | null; load: number };
+  /** serviceSystem: the service's CPU time in the kernel. */
+  cpuMs: { service: number | null; serviceSystem: number | null; upstream: number | null; load: number };
   loadLoopDelayP99Ms: number;
   /** Service rounds: its RSS just before the round and the highest seen during it, in KiB. */
   serviceRssKiB?: { idle: number | null; peak: number | null };
@@ -72,7 +73,7 @@ async function measuredRound(harness: Harness, scenario: Scenario, target: Targe
     streamTimeoutMs: STREAM_TIMEOUT_MS,
   };
   await primeSockets(harness, spec);
-  const cpu = (pid: number | undefined): number | null => (pid === undefined ? null : readCpuMs(pid));
+  const cpu = (pid: number | undefined) => (pid === undefined ? null : readCpuMs(pid));
   const before = { service: cpu(service.pid), upstream: cpu(upstream.pid) };
   const idle = target === 'service' ? readRssKiB(service.pid) : null;
   const sampler = target === 'service' ? sampleRssPeak(service.pid) : undefined;
@@ -82,13 +83,18 @@ async function measuredRound(harness: Harness, scenario: Scenario, target: Targe
     throw new Error(`the service exited during a ${scenario.name} round (code ${service.child.exitCode}, signal ${service.child.signalCode})`);
   }
   const after = { service: cpu(service.pid), upstream: cpu(upstream.pid) };
-  const diff = (a: number | null, b: number | null): number | null => (a === null || b === null ? null : b - a);
+  const diff = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : b - a);
   const log: RoundLog = {
     target,
     warmup,
     streams: result.streams.length,
     wallMs: result.wallMs,
-    cpuMs: { service: diff(before.service, after.service), upstream: diff(before.upstream, after.upstream), load: result.loadCpuMs },
+    cpuMs: {
+      service: diff(before.service?.total, after.service?.total),
+      serviceSystem: diff(before.service?.system, after.service?.system),
+      upstream: diff(before.upstream?.total, after.upstream?.total),
+      load: result.loadCpuMs,
+    },
     loadLoopDelayP99Ms: result.loadLoopDelayP99Ms,
     ...(target === 'service' ? { serviceRssKiB: { idle, peak } } : {}),
   };

@@ -103,7 +103,7 @@ function cpuOfOthers(busyAtStart: number | null, pids: Array<number | undefined>
   if (busyAtStart === null || busyNow === null) return null;
   const own = process.cpuUsage();
   let ours = (own.user + own.system) / 1000;
-  for (const pid of pids) ours += (pid === undefined ? null : readCpuMs(pid)) ?? 0;
+  for (const pid of pids) ours += (pid === undefined ? null : readCpuMs(pid)?.total) ?? 0;
   return Math.max(0, busyNow - busyAtStart - ours) / 1000;
 }
 
