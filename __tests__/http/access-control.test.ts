@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { openSse, postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
@@ -277,5 +279,25 @@ describe('CLI', () => {
     expect(run('list').map((key: { name: string }) => key.name)).toEqual(['alice', 'bob', 'ci']);
     expect(run('revoke', created.id)).toMatchObject({ id: created.id, revokedAt: expect.any(String) });
     expect((await call('GET', '/api/chats', created.key)).status).toBe(401);
+  });
+
+  test('reads DATABASE_URL from .env in its working directory, as the server does', async () => {
+    await start();
+    const folder = mkdtempSync(path.join(tmpdir(), 'keys-cli-'));
+    try {
+      writeFileSync(path.join(folder, '.env'), `DATABASE_URL=file:${service.databasePath}\n`);
+      const { DATABASE_URL: _unset, ...environment } = process.env;
+      const output = execFileSync(process.execPath, ['--import', TSX_LOADER, path.join(__dirname, '..', '..', 'src', 'cli', 'keys.ts'), 'create', '--name', 'from-dotenv', '--json'], {
+        cwd: folder,
+        env: { ...environment, CONFIG_PATH: '' },
+        encoding: 'utf8',
+      });
+      const created = JSON.parse(output) as { key: string };
+      // The key landed in the service's database: the service accepts it.
+      expect((await call('GET', '/api/chats', created.key)).status).toBe(200);
+      expect(existsSync(path.join(folder, 'data'))).toBe(false);
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
   });
 });

@@ -1,8 +1,9 @@
 /**
  * Manages API keys: `keys create --name NAME`, `keys list`, `keys revoke ID`; add `--json` for
  * machine-readable output. Works on the database named by DATABASE_URL (and CONFIG_PATH), like
- * the server.
+ * the server, reading `.env` from the working directory as the server does.
  */
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiKeys, type ApiKeyRecord } from '../auth/api-keys';
@@ -24,6 +25,8 @@ async function main(): Promise<number> {
   const [command, id] = positionals;
   if (values.help || !command) return fail(USAGE, values.help ? 0 : 2);
 
+  // The server's settings may live in .env: without it a key would go into another database.
+  if (existsSync('.env')) process.loadEnvFile('.env');
   const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), process.env);
   const { store, keys: keyStore } = await openSqliteStore({
     databaseUrl: config.database.url,
