@@ -123,6 +123,25 @@ describe('main (the server process)', () => {
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
   }, 30_000);
 
+  test('with auth off and HOST set to every interface, listens there and warns', async () => {
+    const configPath = path.join(directory, 'config.toml');
+    writeFileSync(configPath, '[auth]\nenabled = false\n');
+    const server = startServer(
+      directory,
+      serviceEnvironment({ PORT: '0', HOST: '0.0.0.0', CONFIG_PATH: configPath, DATABASE_URL: `file:${path.join(directory, 'chat.db')}` }),
+    );
+    const listening = await server.waitForLog((line) => line.msg === 'listening');
+    expect(listening).toMatchObject({ host: '0.0.0.0', auth: false });
+    expect(server.logs.filter((line) => line.level === 40 && line.msg !== SIMULATOR_WARNING)).toEqual([
+      expect.objectContaining({
+        host: '0.0.0.0',
+        msg: 'Auth is off and the service listens beyond this machine: anyone who can reach it can use it and read every chat',
+      }),
+    ]);
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
   test('reads .env from its working directory, and the environment wins over it', async () => {
     writeFileSync(
       path.join(directory, '.env'),

@@ -35,6 +35,9 @@ async function main(): Promise<void> {
   const server = createHttpServer(app);
   // An open service without keys stays on this machine unless HOST says otherwise.
   const host = config.server.host ?? (config.auth.enabled ? '0.0.0.0' : '127.0.0.1');
+  if (!config.auth.enabled && !isLoopback(host)) {
+    logger.warn({ host }, 'Auth is off and the service listens beyond this machine: anyone who can reach it can use it and read every chat');
+  }
   server.listen(config.server.port, host, () => {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.server.port;
@@ -56,6 +59,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 main().catch((error: unknown) => {
