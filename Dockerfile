@@ -41,7 +41,9 @@ RUN npm run build
 
 # Keep only production dependencies (express, openai, Prisma client + adapter, better-sqlite3
 # with its compiled binary, ...). Pruning keeps the binary built above: no second compile.
-RUN npm prune --omit=dev --no-audit --no-fund
+# --omit=optional too: npm keeps dev dependencies that are also optional peers of a production
+# package (the prisma CLI, typescript, ...), about 250 MB; no production package needs them.
+RUN npm prune --omit=dev --omit=optional --no-audit --no-fund
 
 # ---------------------------------------------------------------------------------------------
 # Runtime stage: no compilers, no dev dependencies, no sources; runs as the unprivileged `node`
