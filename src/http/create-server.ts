@@ -1,17 +1,23 @@
+import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Express } from 'express';
 import { AppError, toErrorBody } from '../errors/app-error';
 
 /**
  * The HTTP server for `app`. Requests Node cannot even parse (malformed request lines, junk or
- * oversized headers) never reach Express; they still get a JSON error instead of a bare status.
+ * oversized headers) never reach Express; they still get a JSON error instead of a bare status,
+ * and an X-Request-Id like every other answer.
  */
 export function createHttpServer(app: Express): Server {
   const server = createServer(app);
   // Node answers an Expect other than 100-continue with a bare 417 unless told otherwise.
   server.on('checkExpectation', (_request, response) => {
     const body = JSON.stringify(toErrorBody(new AppError('invalid_request', 'Only "Expect: 100-continue" is supported.')));
-    response.writeHead(417, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    response.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'x-request-id': randomUUID(),
+    });
     response.end(body);
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
@@ -30,6 +36,7 @@ export function createHttpServer(app: Express): Server {
       `HTTP/1.1 ${appError.status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
         'content-type: application/json; charset=utf-8\r\n' +
         `content-length: ${Buffer.byteLength(body)}\r\n` +
+        `x-request-id: ${randomUUID()}\r\n` +
         'connection: close\r\n\r\n' +
         body,
     );
