@@ -203,7 +203,8 @@ describe('hardening', () => {
       expect(answer.headers.get('x-powered-by')).toBeNull();
       expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
       expect(answer.headers.get('content-security-policy')).toBe("default-src 'none';frame-ancestors 'none'");
-      expect(answer.headers.get('x-frame-options')).toBe('SAMEORIGIN');
+      expect(answer.headers.get('x-frame-options')).toBe('DENY');
+      expect(answer.headers.get('strict-transport-security')).toBeNull();
       expect(answer.headers.get('referrer-policy')).toBe('no-referrer');
     }
   });

@@ -10,6 +10,9 @@ export function securityHeaders(): RequestHandler {
   return helmet({
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     crossOriginResourcePolicy: { policy: 'same-origin' },
+    frameguard: { action: 'deny' },
+    // HSTS belongs to whatever terminates TLS in front of the service; this server speaks plain HTTP.
+    strictTransportSecurity: false,
   });
 }
 
