@@ -1,0 +1,66 @@
+import { createTokenCounter, inferContextWindow, inferEncoding } from '../../src/llm/token-counter';
+
+describe('inferEncoding', () => {
+  test.each([
+    ['gpt-4o', 'o200k_base'],
+    ['gpt-4o-mini', 'o200k_base'],
+    ['my-gpt-4o-deployment', 'o200k_base'],
+    ['gpt-4.1-nano', 'o200k_base'],
+    ['gpt-5', 'o200k_base'],
+    ['o1-preview', 'o200k_base'],
+    ['o3-mini', 'o200k_base'],
+    ['o4-mini', 'o200k_base'],
+    ['chatgpt-4o-latest', 'o200k_base'],
+    ['gpt-4', 'cl100k_base'],
+    ['gpt-4-turbo', 'cl100k_base'],
+    ['gpt-35-turbo', 'cl100k_base'],
+    ['gpt-3.5-turbo', 'cl100k_base'],
+    ['llama3.2', 'cl100k_base'],
+    ['pro1-model', 'cl100k_base'],
+  ])('%s uses %s', (model, encoding) => {
+    expect(inferEncoding(model)).toBe(encoding);
+  });
+});
+
+describe('inferContextWindow', () => {
+  test.each([
+    ['gpt-5-mini', 400_000],
+    ['gpt-4.1', 1_047_576],
+    ['gpt-4o', 128_000],
+    ['gpt-4-turbo', 128_000],
+    ['o3-mini', 128_000],
+    ['gpt-4-32k', 32_768],
+    ['gpt-35-turbo', 16_385],
+    ['gpt-3.5-turbo-0125', 16_385],
+    ['gpt-4', 8_192],
+    ['llama3.2', 8_192],
+  ])('%s has %d tokens', (model, window) => {
+    expect(inferContextWindow(model)).toBe(window);
+  });
+});
+
+describe('createTokenCounter', () => {
+  // Reference counts from OpenAI's tiktoken: "Hello, world!" is [13225, 11, 2375, 0] in
+  // o200k_base and [9906, 11, 1917, 0] in cl100k_base.
+  test.each([
+    ['o200k_base', 'Hello, world!', 4],
+    ['cl100k_base', 'Hello, world!', 4],
+    ['o200k_base', 'Streaming tokens über alles 🚀', 6],
+    ['cl100k_base', 'Streaming tokens über alles 🚀', 7],
+    // A special-token lookalike in user text is plain text: < | endoftext | > in pieces.
+    ['o200k_base', '<|endoftext|>', 7],
+    ['cl100k_base', '<|endoftext|>', 7],
+    ['cl100k_base', '', 0],
+  ] as const)('%s counts %j as %d tokens', (encoding, text, tokens) => {
+    const counter = createTokenCounter(encoding);
+    expect(counter.encoding).toBe(encoding);
+    expect(counter.count(text)).toBe(tokens);
+  });
+
+  test('a message costs its content plus 4 tokens, and a reply is primed with 3', () => {
+    const counter = createTokenCounter('cl100k_base');
+    expect(counter.messageTokens({ role: 'user', content: 'Hello, world!' })).toBe(8);
+    expect(counter.messageTokens({ role: 'assistant', content: 'ignored' }, 10)).toBe(14);
+    expect(counter.replyPriming).toBe(3);
+  });
+});
