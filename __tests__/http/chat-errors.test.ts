@@ -259,3 +259,34 @@ describe('upstream failures mid-stream', () => {
     expect(history.messages[1].finishReason).toBe('length');
   });
 });
+
+describe('internal failures', () => {
+  test('a broken database answers 500 internal_error JSON that reveals nothing, logs the cause, and the service recovers', async () => {
+    const own = await startTestService({ upstream });
+    try {
+      const chatId = randomUUID();
+      // What a failing disk or a schema changed under the service looks like from inside.
+      own.execute('ALTER TABLE "Message" RENAME TO "MessageMoved"');
+      const upstreamCalls = upstream.requests.length;
+      const refused = [await postChat(own.url, userTurn(chatId, 'Hello')), await getPath(own.url, '/api/chats')];
+      for (const exchange of refused) {
+        expect(exchange.status).toBe(500);
+        expect(exchange.headers.get('content-type')).toBe('application/json; charset=utf-8');
+        expect(exchange.json()).toEqual({ error: { code: 'internal_error', message: 'An internal error occurred.' } });
+      }
+      // The cause is in the log, for the operator, not in the answer.
+      expect(own.logs.join('\n')).toContain('no such table: Message');
+      expect(upstream.requests.length).toBe(upstreamCalls);
+
+      own.execute('ALTER TABLE "MessageMoved" RENAME TO "Message"');
+      const recovered = await postChat(own.url, userTurn(chatId, 'Hello again'));
+      expect(recovered.status).toBe(200);
+      expect(own.query('SELECT role, content FROM Message WHERE chatId = ? ORDER BY seq', chatId)).toEqual([
+        { role: 'user', content: 'Hello again' },
+        { role: 'assistant', content: expect.any(String) },
+      ]);
+    } finally {
+      await own.close();
+    }
+  });
+});
