@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import request from 'supertest';
 import { eventually, getPath, openChatStream, postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { rebuildText } from '../support/sse';
@@ -93,20 +94,17 @@ describe('one turn at a time per chat', () => {
 });
 
 describe('health', () => {
+  // Plain JSON routes read well through supertest, straight against the Express app.
   test('/healthz names the provider and /readyz checks the database', async () => {
-    expect((await getPath(service.url, '/healthz')).json()).toMatchObject({
-      status: 'ok',
-      provider: 'azure-openai',
-      model: upstream.deployment,
-      simulated: false,
-    });
-    expect((await getPath(service.url, '/readyz')).json()).toEqual({ status: 'ready' });
+    const health = await request(service.app).get('/healthz').expect(200).expect('content-type', 'application/json; charset=utf-8');
+    expect(health.body).toEqual({ status: 'ok', provider: 'azure-openai', model: upstream.deployment, simulated: false, uptimeSeconds: expect.any(Number) });
+    await request(service.app).get('/readyz').expect(200, { status: 'ready' });
 
     service.execute('DROP TABLE Message');
     service.execute('DROP TABLE Chat');
-    const notReady = await getPath(service.url, '/readyz');
-    expect(notReady.status).toBe(503);
-    expect(notReady.json()).toEqual({ error: { code: 'service_unavailable', message: 'The database is not reachable.' } });
+    await request(service.app)
+      .get('/readyz')
+      .expect(503, { error: { code: 'service_unavailable', message: 'The database is not reachable.' } });
   });
 });
 
