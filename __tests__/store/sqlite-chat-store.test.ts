@@ -194,7 +194,13 @@ test('a turn that fails part-way leaves nothing behind', async () => {
     await fast.store.beginTurn(turn(CHAT_A, 'reply-1'));
     // The reply id is taken, so the last insert of this turn fails: the chat touch and the
     // user message before it must be rolled back with it.
-    await expect(fast.store.beginTurn(turn(CHAT_A, 'reply-1', { systemPrompt: 'changed' }))).rejects.toThrow(/UNIQUE/);
+    // (Not `rejects.toThrow`: better-sqlite3's errors are not native Error objects, their
+    // Object.prototype.toString is "[object Object]", and jest's toThrow does not always take them.)
+    const failure = await fast.store.beginTurn(turn(CHAT_A, 'reply-1', { systemPrompt: 'changed' })).then(
+      () => 'resolved',
+      (error: unknown) => error,
+    );
+    expect(failure).toMatchObject({ message: 'UNIQUE constraint failed: Message.id' });
     const database = new Database(fast.file, { readonly: true });
     try {
       expect(database.prepare(`SELECT "role", "status" FROM "Message" ORDER BY "seq"`).all()).toEqual([
