@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type {
   ChatCursor,
   ChatStore,
@@ -11,6 +10,7 @@ import type {
   StoredMessage,
 } from '../chat/ports';
 import { AppError } from '../errors/app-error';
+import { finishedReplyColumns, newMessageRows } from './message-columns';
 import type { PrismaClient } from './generated/client';
 
 const MESSAGE_FIELDS = {
@@ -83,15 +83,8 @@ export class PrismaChatStore implements ChatStore {
   }
 
   async beginTurn(turn: NewTurn) {
-    const { chatId, ownerId, systemPrompt, title, messages, reply } = turn;
-    const rows = messages.map((message) => ({
-      id: randomUUID(),
-      chatId,
-      role: message.role,
-      content: message.content,
-      status: 'completed',
-      tokenCount: message.tokenCount,
-    }));
+    const { chatId, ownerId, systemPrompt, title, reply } = turn;
+    const rows = newMessageRows(turn);
     await this.prisma.$transaction([
       this.prisma.chat.upsert({
         where: { id: chatId },
@@ -116,22 +109,7 @@ export class PrismaChatStore implements ChatStore {
   }
 
   async finishReply(messageId: string, reply: FinishedReply) {
-    await this.prisma.message.update({
-      where: { id: messageId },
-      data: {
-        content: reply.content,
-        status: reply.status,
-        finishReason: reply.finishReason,
-        tokenCount: reply.tokenCount,
-        promptTokens: reply.usage.promptTokens,
-        completionTokens: reply.usage.completionTokens,
-        totalTokens: reply.usage.totalTokens,
-        usageEstimated: reply.usageEstimated,
-        timeToFirstTokenMs: reply.timeToFirstTokenMs,
-        durationMs: reply.durationMs,
-      },
-      select: { seq: true },
-    });
+    await this.prisma.message.update({ where: { id: messageId }, data: finishedReplyColumns(reply), select: { seq: true } });
   }
 
   async interruptAbandonedReplies() {

@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { ApiKeyRecord } from '../auth/api-keys';
 import type { FinishedReply, FinishReason, MessageStatus, NewTurn, Role, StoredMessage } from '../chat/ports';
+import { finishedReplyColumns, newMessageRows } from './message-columns';
 
 const MESSAGE_COLUMNS = `"id", "role", "content", "status", "finishReason", "createdAt", "tokenCount", "promptTokens",
   "completionTokens", "totalTokens", "usageEstimated", "model", "timeToFirstTokenMs", "durationMs", "systemPromptHash"`;
@@ -116,24 +116,12 @@ export class SqliteTurnStatements {
       return head ? { head, rows: this.recentMessages.all(chatId, limit) } : undefined;
     });
     this.writeTurn = database.transaction((turn: NewTurn, now: string) => {
-      const { chatId, ownerId, systemPrompt, title, messages, reply } = turn;
+      const { chatId, ownerId, systemPrompt, title, reply } = turn;
       const chat = { chatId, ownerId, title, systemPrompt: systemPrompt ?? null, now };
       // The prompt changes only when a turn sends one; every turn touches updatedAt ("latest activity").
       (systemPrompt === undefined ? this.createChat : this.createChatWithPrompt).run(chat);
       this.titleIfNone.run({ chatId, title, now });
-      for (const message of messages) {
-        this.insertMessage.run({
-          id: randomUUID(),
-          chatId,
-          role: message.role,
-          content: message.content,
-          status: 'completed',
-          tokenCount: message.tokenCount,
-          model: null,
-          systemPromptHash: null,
-          now,
-        });
-      }
+      for (const row of newMessageRows(turn)) this.insertMessage.run({ ...row, model: null, systemPromptHash: null, now });
       this.insertMessage.run({ ...reply, chatId, role: 'assistant', content: '', status: 'streaming', tokenCount: null, now });
     });
     this.removeChat = database.transaction((chatId: string, ownerId: string) => {
@@ -163,20 +151,8 @@ export class SqliteTurnStatements {
 
   /** @throws Error when the reply's row is gone. */
   finishReply(messageId: string, reply: FinishedReply): void {
-    const { changes } = this.finish.run({
-      messageId,
-      content: reply.content,
-      status: reply.status,
-      finishReason: reply.finishReason,
-      tokenCount: reply.tokenCount,
-      promptTokens: reply.usage.promptTokens,
-      completionTokens: reply.usage.completionTokens,
-      totalTokens: reply.usage.totalTokens,
-      usageEstimated: reply.usageEstimated ? 1 : 0,
-      timeToFirstTokenMs: reply.timeToFirstTokenMs,
-      durationMs: reply.durationMs,
-      now: timestamp(),
-    });
+    const columns = finishedReplyColumns(reply);
+    const { changes } = this.finish.run({ ...columns, usageEstimated: columns.usageEstimated ? 1 : 0, messageId, now: timestamp() });
     if (changes === 0) throw new Error(`No message ${messageId} to finish`);
   }
 
