@@ -22,7 +22,7 @@ const DEFAULT_CONFIG: Config = {
     default_system_prompt: 'You are a helpful assistant.',
     generate_titles: false,
   },
-  openai: { model: 'gpt-4o', temperature: 0.7, max_tokens: 0, max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21' },
+  openai: { model: 'gpt-4o', temperature: 0.7, max_tokens: 0, reasoning_model: 'auto', max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21' },
   streaming: {
     resume_grace_seconds: 15,
     shutdown_grace_seconds: 10,
@@ -155,6 +155,7 @@ describe('loadConfig', () => {
       {},
       '  - openai.temperature: Invalid input: expected number, received string',
     ],
+    ['a reasoning_model that is neither "auto" nor a boolean', '[openai]\nreasoning_model = "yes"', {}, '  - openai.reasoning_model: expected "auto", true or false'],
     [
       'an unknown log level',
       '[logging]\nlevel = "loud"',

@@ -314,3 +314,52 @@ describe('providers', () => {
     }
   });
 });
+
+describe('reasoning models', () => {
+  async function withReasoningUpstream(deployment: string, configToml: string, run: (own: TestService, ownUpstream: FakeUpstream) => Promise<void>) {
+    const ownUpstream = await startFakeUpstream({ deployment, reasoningModel: true });
+    const own = await startTestService({ upstream: ownUpstream, configToml });
+    try {
+      await run(own, ownUpstream);
+    } finally {
+      await own.close();
+      await ownUpstream.close();
+    }
+  }
+
+  test('a deployment named after one gets max_completion_tokens and no temperature', async () => {
+    await withReasoningUpstream('o3-mini', '', async (own, ownUpstream) => {
+      const exchange = await postChat(own.url, userTurn(randomUUID(), 'Think first'));
+      expect(exchange.status).toBe(200);
+      expect(rebuildText(exchange.text)).toBe('Hello world');
+      expect(ownUpstream.requests.map((request) => request.body)).toEqual([
+        {
+          model: 'o3-mini',
+          messages: [
+            { role: 'system', content: DEFAULT_PROMPT },
+            { role: 'user', content: 'Think first' },
+          ],
+          max_completion_tokens: 4096,
+          stream: true,
+          stream_options: { include_usage: true },
+        },
+      ]);
+    });
+  });
+
+  test('reasoning_model = true covers a deployment whose name does not tell; without it the model refuses', async () => {
+    await withReasoningUpstream('prod', '', async (own) => {
+      const refused = await postChat(own.url, userTurn(randomUUID(), 'Think first'));
+      expect(refused.status).toBe(502);
+      expect(refused.json()).toMatchObject({ error: { code: 'upstream_error' } });
+      // The operator finds the provider's own words in the log (the README's troubleshooting).
+      expect(own.logs.join('\n')).toContain("Unsupported parameter: 'max_tokens' is not supported with this model.");
+    });
+    await withReasoningUpstream('prod', '[openai]\nreasoning_model = true\n', async (own, ownUpstream) => {
+      const exchange = await postChat(own.url, userTurn(randomUUID(), 'Think first'));
+      expect(exchange.status).toBe(200);
+      expect(ownUpstream.requests.at(-1)!.body).toMatchObject({ max_completion_tokens: 4096 });
+      expect(ownUpstream.requests.at(-1)!.body).not.toHaveProperty('temperature');
+    });
+  });
+});

@@ -106,6 +106,11 @@ export interface FakeUpstream {
 export interface FakeUpstreamOptions {
   apiKey?: string;
   deployment?: string;
+  /**
+   * The deployment is a reasoning model (o1, o3, o4-mini, gpt-5...): like Azure, the fake then
+   * refuses `max_tokens` and any `temperature` with 400 unsupported_parameter.
+   */
+  reasoningModel?: boolean;
   host?: string;
   port?: number;
 }
@@ -133,6 +138,31 @@ const DEPLOYMENT_NOT_FOUND_BODY = {
 };
 
 const RESOURCE_NOT_FOUND_BODY = { error: { code: '404', message: 'Resource not found' } };
+
+/** What a reasoning model answers to the parameters it does not take; undefined when it takes them all. */
+function unsupportedByReasoningModels(body: Record<string, unknown>): unknown {
+  if ('max_tokens' in body) {
+    return {
+      error: {
+        message: "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        type: 'invalid_request_error',
+        param: 'max_tokens',
+        code: 'unsupported_parameter',
+      },
+    };
+  }
+  if ('temperature' in body) {
+    return {
+      error: {
+        message: "Unsupported parameter: 'temperature' is not supported with this model.",
+        type: 'invalid_request_error',
+        param: 'temperature',
+        code: 'unsupported_parameter',
+      },
+    };
+  }
+  return undefined;
+}
 
 /** What api.openai.com answers on the plain /v1 route for a bad key (different shape from Azure). */
 function openAiInvalidKeyBody(): unknown {
@@ -468,6 +498,11 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         baseHeaders,
       );
       return;
+    }
+
+    if (options.reasoningModel) {
+      const refused = unsupportedByReasoningModels(body);
+      if (refused) return sendJson(res, 400, refused, baseHeaders);
     }
 
     // ---- scripted answer (only requests that passed the checks consume the queue)

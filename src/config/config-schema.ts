@@ -45,6 +45,7 @@ export const configSchema = z.strictObject({
     model: z.string().min(1),
     temperature: z.number().min(0).max(2),
     max_tokens: z.number().int().min(0),
+    reasoning_model: z.union([z.literal('auto'), z.boolean()], { error: 'expected "auto", true or false' }),
     max_retries: z.number().int().min(0).max(10),
     request_timeout_seconds: seconds,
     api_version: z.string().min(1),

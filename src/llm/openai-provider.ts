@@ -8,6 +8,8 @@ import { SseDataDecoder } from './sse-data-decoder';
 
 export interface OpenAiProviderOptions {
   settings: Exclude<ProviderSettings, { kind: 'simulator' }>;
+  /** Sent max_completion_tokens instead of max_tokens, and no temperature, which such models refuse. */
+  reasoningModel: boolean;
   temperature: number;
   maxRetries: number;
   requestTimeoutMs: number;
@@ -59,8 +61,8 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
         const params = {
           model,
           messages: request.messages,
-          temperature: options.temperature,
-          ...(request.maxTokens === undefined ? {} : { max_tokens: request.maxTokens }),
+          ...(options.reasoningModel ? {} : { temperature: options.temperature }),
+          ...replyLimit(request.maxTokens, options.reasoningModel),
           stream: true as const,
           stream_options: { include_usage: true },
         };
@@ -78,6 +80,11 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       return readEvents(response.body, request.signal);
     },
   };
+}
+
+function replyLimit(maxTokens: number | undefined, reasoningModel: boolean) {
+  if (maxTokens === undefined) return {};
+  return reasoningModel ? { max_completion_tokens: maxTokens } : { max_tokens: maxTokens };
 }
 
 /** The reply's events from the upstream's SSE body: JSON chunks until `[DONE]`. */
