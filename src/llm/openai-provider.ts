@@ -8,7 +8,7 @@ import { SseDataDecoder } from './sse-data-decoder';
 
 export interface OpenAiProviderOptions {
   settings: Exclude<ProviderSettings, { kind: 'simulator' }>;
-  /** Sent max_completion_tokens instead of max_tokens, and no temperature, which such models refuse. */
+  /** A reasoning model: it is sent max_completion_tokens instead of max_tokens, and no temperature (it refuses both). */
   reasoningModel: boolean;
   temperature: number;
   maxRetries: number;
