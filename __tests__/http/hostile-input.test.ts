@@ -960,6 +960,34 @@ describe('hostile input against the running service', () => {
   }, 60_000);
 });
 
+/**
+ * One plain example of each answer Node's HTTP layer makes before Express sees the request. The
+ * properties above check the same, but a failing property shrinks its input for many minutes
+ * before it reports; these fail at once.
+ */
+describe("the HTTP layer's own refusals", () => {
+  const REQUEST_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  test.each([
+    ['a header line without a colon', 400, 'invalid_request', 'The request is not valid HTTP.',
+      () => sendRaw(port, rawRequest('GET', '/api/nothing-here', ['no colon here']))],
+    ['headers over 16 KB', 431, 'headers_too_large', 'The request headers are too large.',
+      () => sendRaw(port, rawRequest('GET', '/api/nothing-here', [`x-pad: ${'p'.repeat(MAX_HEADER_BYTES)}`]))],
+    ['an Expect header other than 100-continue', 417, 'invalid_request', 'Only "Expect: 100-continue" is supported.',
+      () => sendHttp(port, { method: 'GET', path: '/api/nothing-here', headers: { ...bearer(), expect: 'junk' } })],
+  ] as const)('%s: %d %s JSON, with an X-Request-Id of its own', async (_case, status, code, message, send) => {
+    const [first, second] = [await send(), await send()];
+    for (const answer of [first, second]) {
+      expect(answer.status).toBe(status);
+      expect(answer.headers['content-type']).toBe('application/json; charset=utf-8');
+      expect(JSON.parse(answer.body.toString('utf8'))).toEqual({ error: { code, message } });
+      expect(answer.headers['x-request-id']).toMatch(REQUEST_ID);
+    }
+    expect(first.headers['x-request-id']).not.toBe(second.headers['x-request-id']);
+    expectNothingChanged();
+  });
+});
+
 /** Bugs the properties above found, each kept as a regression property. */
 describe('found by fuzzing', () => {
   // Was: a route parameter that does not percent-decode (GET /api/chats/%) answers 500
