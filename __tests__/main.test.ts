@@ -119,6 +119,8 @@ describe('main (the server process)', () => {
     );
     const listening = await server.waitForLog((line) => line.msg === 'listening');
     expect(listening).toMatchObject({ host, auth: toml === '' });
+    // The warning about an open service is for auth off beyond loopback only (next test).
+    expect(server.logs.filter((line) => String(line.msg).startsWith('Auth is off'))).toEqual([]);
     server.child.kill('SIGTERM');
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
   }, 30_000);
