@@ -115,6 +115,25 @@ describe('context within a token budget', () => {
   });
 });
 
+describe('the tokenizer', () => {
+  // "Streaming tokens über alles 🚀" is 6 tokens in o200k_base and 7 in cl100k_base; the default
+  // system prompt is 6 in both. The prompt is (6 + 4) + (text + 4) + 3.
+  const TEXT = 'Streaming tokens über alles 🚀';
+
+  test('is the one the model name implies (o200k_base for gpt-4o), unless [chat] tokenizer names one', async () => {
+    const inferred = await send(randomUUID(), TEXT, 'Fine.');
+    expect(parseParts(inferred.text)[0]!.messageMetadata).toEqual({ contextMessages: 2, droppedMessages: 0, promptTokensEstimate: 23 });
+
+    const configured = await startTestService({ upstream, configToml: '[chat]\ntokenizer = "cl100k_base"\n' });
+    try {
+      const explicit = await send(randomUUID(), TEXT, 'Fine.', undefined, configured);
+      expect(parseParts(explicit.text)[0]!.messageMetadata).toEqual({ contextMessages: 2, droppedMessages: 0, promptTokensEstimate: 24 });
+    } finally {
+      await configured.close();
+    }
+  });
+});
+
 describe('usage and timing per reply', () => {
   test('are exact when the usage chunk arrives, and returned by the history API', async () => {
     const chatId = randomUUID();
