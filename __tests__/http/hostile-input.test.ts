@@ -986,6 +986,13 @@ describe("the HTTP layer's own refusals", () => {
     expect(first.headers['x-request-id']).not.toBe(second.headers['x-request-id']);
     expectNothingChanged();
   });
+
+  test('the 417, whose request Node did parse, keeps the caller\'s X-Request-Id like the app does', async () => {
+    const headers = { ...bearer(), expect: 'junk', 'x-request-id': 'trace-417' };
+    const answer = await sendHttp(port, { method: 'GET', path: '/api/nothing-here', headers });
+    expect(answer.status).toBe(417);
+    expect(answer.headers['x-request-id']).toBe('trace-417');
+  });
 });
 
 /** Bugs the properties above found, each kept as a regression property. */

@@ -2,21 +2,22 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Express } from 'express';
 import { AppError, toErrorBody } from '../errors/app-error';
+import { requestIdOf } from './request-logging';
 
 /**
  * The HTTP server for `app`. Requests Node cannot even parse (malformed request lines, junk or
  * oversized headers) never reach Express; they still get a JSON error instead of a bare status,
- * and an X-Request-Id like every other answer.
+ * and an X-Request-Id like every other answer (a new one when the request could not be parsed).
  */
 export function createHttpServer(app: Express): Server {
   const server = createServer(app);
   // Node answers an Expect other than 100-continue with a bare 417 unless told otherwise.
-  server.on('checkExpectation', (_request, response) => {
+  server.on('checkExpectation', (request, response) => {
     const body = JSON.stringify(toErrorBody(new AppError('invalid_request', 'Only "Expect: 100-continue" is supported.')));
     response.writeHead(417, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
-      'x-request-id': randomUUID(),
+      'x-request-id': requestIdOf(request),
     });
     response.end(body);
   });

@@ -3,8 +3,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 
-/** A caller's `X-Request-Id` is kept when it is short and plain; otherwise a new one is made. */
+/** Short and plain: safe to echo in a header and to write in the log. */
 const ACCEPTED_REQUEST_ID = /^[\w.:-]{1,128}$/;
+
+/** The request's id: the caller's `X-Request-Id` when it is short and plain, else a new UUID. */
+export function requestIdOf(request: IncomingMessage): string {
+  const given = request.headers['x-request-id'];
+  return typeof given === 'string' && ACCEPTED_REQUEST_ID.test(given) ? given : randomUUID();
+}
 
 /**
  * Logs each request once when it ends and gives every log line of the request its id, which is
@@ -14,8 +20,7 @@ export function requestLogging(logger: Logger) {
   return pinoHttp({
     logger,
     genReqId(request: IncomingMessage, response: ServerResponse) {
-      const given = request.headers['x-request-id'];
-      const id = typeof given === 'string' && ACCEPTED_REQUEST_ID.test(given) ? given : randomUUID();
+      const id = requestIdOf(request);
       response.setHeader('x-request-id', id);
       return id;
     },
