@@ -125,6 +125,19 @@ describe('main (the server process)', () => {
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
   }, 30_000);
 
+  test.each(['127.0.0.2', '::ffff:127.0.0.1'])('with auth off and HOST=%s, a loopback address, does not warn', async (host) => {
+    const configPath = path.join(directory, 'config.toml');
+    writeFileSync(configPath, '[auth]\nenabled = false\n');
+    const server = startServer(
+      directory,
+      serviceEnvironment({ PORT: '0', HOST: host, CONFIG_PATH: configPath, DATABASE_URL: `file:${path.join(directory, 'chat.db')}` }),
+    );
+    expect(await server.waitForLog((line) => line.msg === 'listening')).toMatchObject({ host, auth: false });
+    expect(server.logs.filter((line) => String(line.msg).startsWith('Auth is off'))).toEqual([]);
+    server.child.kill('SIGTERM');
+    expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
   test('with auth off and HOST set to every interface, listens there and warns', async () => {
     const configPath = path.join(directory, 'config.toml');
     writeFileSync(configPath, '[auth]\nenabled = false\n');

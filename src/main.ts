@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import { buildService, PROJECT_ROOT } from './build-service';
 import { ConfigError } from './config/config-error';
@@ -61,8 +62,15 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
+/** 127.0.0.0/8 and ::1 in any spelling, IPv4-mapped (::ffff:127.0.0.1) included. */
 function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
+  if (host === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 0) return false;
+  const loopback = new BlockList();
+  loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+  loopback.addAddress('::1', 'ipv6');
+  return loopback.check(host, family === 6 ? 'ipv6' : 'ipv4');
 }
 
 main().catch((error: unknown) => {
