@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -293,6 +293,29 @@ describe('CLI', () => {
     expect(run('list').map((key: { name: string }) => key.name)).toEqual(['alice', 'bob', 'ci']);
     expect(run('revoke', created.id)).toMatchObject({ id: created.id, revokedAt: expect.any(String) });
     expect((await call('GET', '/api/chats', created.key)).status).toBe(401);
+  });
+
+  test('reports errors on stderr, as JSON with --json, with an exit code that tells them apart', async () => {
+    await start();
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, ['--import', TSX_LOADER, path.join(__dirname, '..', '..', 'src', 'cli', 'keys.ts'), ...args], {
+        env: { ...process.env, DATABASE_URL: `file:${service.databasePath}`, CONFIG_PATH: '' },
+        encoding: 'utf8',
+      });
+    const unknownId = run('revoke', 'no-such-id', '--json');
+    expect(unknownId).toMatchObject({ status: 1, stdout: '' });
+    expect(JSON.parse(unknownId.stderr)).toEqual({ error: { code: 'key_not_found', message: 'No key has the id no-such-id.' } });
+    const noName = run('create', '--json');
+    expect(noName).toMatchObject({ status: 2, stdout: '' });
+    expect(JSON.parse(noName.stderr)).toEqual({ error: { code: 'usage', message: 'create needs --name NAME' } });
+    const unknownOption = run('list', '--jsn', '--json');
+    expect(unknownOption).toMatchObject({ status: 2, stdout: '' });
+    expect(JSON.parse(unknownOption.stderr)).toEqual({ error: { code: 'usage', message: expect.stringContaining("'--jsn'") } });
+    // Without --json the same errors are plain text.
+    expect(run('revoke', 'no-such-id')).toMatchObject({ status: 1, stdout: '', stderr: 'No key has the id no-such-id.\n' });
+    expect(run('--help')).toMatchObject({ status: 0, stdout: expect.stringContaining('npm run keys -- create --name NAME'), stderr: '' });
+    // Nothing was created by the refused commands.
+    expect((await service.keys!.list()).map((key) => key.name)).toEqual(['alice', 'bob']);
   });
 
   test('reads DATABASE_URL from .env in its working directory, as the server does', async () => {

@@ -23,7 +23,11 @@ async function main(): Promise<number> {
     allowPositionals: true,
   });
   const [command, id] = positionals;
-  if (values.help || !command) return fail(USAGE, values.help ? 0 : 2);
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (!command) return fail(USAGE, 2, 'usage');
 
   // The server's settings may live in .env: without it a key would go into another database.
   if (existsSync('.env')) process.loadEnvFile('.env');
@@ -37,19 +41,19 @@ async function main(): Promise<number> {
     const print = (json: unknown, text: string) => process.stdout.write(`${values.json ? JSON.stringify(json) : text}\n`);
     if (command === 'create') {
       const name = values.name?.trim();
-      if (!name) return fail('create needs --name NAME', 2);
+      if (!name) return fail('create needs --name NAME', 2, 'usage');
       const { key, record } = await keys.create(name);
       print({ ...describe(record), key }, `Created key ${record.id} (${name}):\n\n  ${key}\n\nStore it now: it is not shown again.`);
     } else if (command === 'list') {
       const records = await keys.list();
       print(records.map(describe), records.map((record) => describeLine(record)).join('\n') || 'No keys.');
     } else if (command === 'revoke') {
-      if (!id) return fail('revoke needs the key id (see list)', 2);
+      if (!id) return fail('revoke needs the key id (see list)', 2, 'usage');
       const record = await keys.revoke(id);
-      if (!record) return fail(`No key has the id ${id}.`, 1);
+      if (!record) return fail(`No key has the id ${id}.`, 1, 'key_not_found');
       print(describe(record), `Revoked key ${record.id} (${record.name}).`);
     } else {
-      return fail(`Unknown command "${command}".\n${USAGE}`, 2);
+      return fail(`Unknown command "${command}".\n${USAGE}`, 2, 'usage');
     }
     return 0;
   } finally {
@@ -72,15 +76,21 @@ function describeLine(record: ApiKeyRecord): string {
   return `${record.id}  ${record.prefix}…  ${record.name}  created ${record.createdAt.toISOString()}  ${state}`;
 }
 
-function fail(message: string, code: number): number {
-  process.stderr.write(`${message}\n`);
-  return code;
+/**
+ * Errors go to stderr, so stdout holds only results; with --json they take the API's error shape,
+ * so a script can read them too.
+ */
+function fail(message: string, exitCode: number, code?: string): number {
+  const json = code !== undefined && process.argv.includes('--json');
+  process.stderr.write(`${json ? JSON.stringify({ error: { code, message } }) : message}\n`);
+  return exitCode;
 }
 
 main().then(
-  (code) => process.exit(code),
+  (exitCode) => process.exit(exitCode),
   (error: unknown) => {
-    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
+    // parseArgs refuses unknown options with a code of its own; anything else is unexpected.
+    const usage = error instanceof TypeError && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS');
+    process.exit(fail(error instanceof Error ? error.message : String(error), usage ? 2 : 1, usage ? 'usage' : 'internal_error'));
   },
 );
