@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { ServerResponse } from 'node:http';
 import request from 'supertest';
 import { eventually, getPath, openChatStream, postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
@@ -51,9 +52,9 @@ describe('client disconnect', () => {
 });
 
 describe('backpressure', () => {
-  test('a reader that pauses still gets every byte of a large reply, in order', async () => {
+  /** Streams about 3 MB, far more than the socket buffers hold, to a reader that first pauses. */
+  async function streamLargeReplyToPausedReader(): Promise<void> {
     const chatId = randomUUID();
-    // About 3 MB: far more than the socket buffers hold while the reader is paused.
     const content = Array.from({ length: 600 }, (_, index) => `${String(index).padStart(4, '0')}:${'é✓ '.repeat(1200)}\n`);
     upstream.enqueue({ kind: 'stream', content });
     const response = await fetch(`${service.url}/api/chat`, {
@@ -65,6 +66,30 @@ describe('backpressure', () => {
     const text = await response.text();
     expect(rebuildText(text)).toBe(content.join(''));
     expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+  }
+
+  test('a reader that pauses still gets every byte of a large reply, in order', async () => {
+    await streamLargeReplyToPausedReader();
+  });
+
+  test("the reply still arrives whole when Node loses a response's 'drain' event", async () => {
+    // Node 24.16+ and 26 can skip 'drain' once the socket has emptied (nodejs/node#62936); here
+    // every 'drain' of every response in this process is lost, on whatever Node runs the test.
+    const emit = ServerResponse.prototype.emit;
+    let lost = 0;
+    ServerResponse.prototype.emit = function (this: ServerResponse, event: string | symbol, ...args: unknown[]) {
+      if (event === 'drain') {
+        lost += 1;
+        return false;
+      }
+      return emit.call(this, event, ...args);
+    } as typeof emit;
+    try {
+      await streamLargeReplyToPausedReader();
+    } finally {
+      ServerResponse.prototype.emit = emit;
+    }
+    expect(lost).toBeGreaterThan(0);
   });
 });
 

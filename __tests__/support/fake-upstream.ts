@@ -317,11 +317,15 @@ class Exchange {
     });
   }
 
-  /** Writes one chunk, waiting for 'drain' under backpressure. False if the response is gone. */
+  /**
+   * Writes one chunk, waiting under backpressure until it has left (its write callback) or the
+   * response drained. False if the response is gone. Not 'drain' alone: Node 24.16+ and 26 can
+   * leave it unsent once the buffers are empty (the service's SSE writer says more).
+   */
   async write(chunk: string): Promise<boolean> {
     if (this.stopped) return false;
     let ok = true;
-    this.flushed = new Promise<void>((resolve) => {
+    const flushed = new Promise<void>((resolve) => {
       const wake = (): void => {
         this.wakers.delete(wake);
         resolve();
@@ -329,16 +333,19 @@ class Exchange {
       this.wakers.add(wake);
       ok = this.res.write(chunk, wake);
     });
+    this.flushed = flushed;
     if (ok) return true;
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        this.res.off('drain', done);
-        this.res.off('close', done);
-        resolve();
-      };
-      this.res.on('drain', done);
-      this.res.on('close', done);
-    });
+    let done = (): void => {};
+    await Promise.race([
+      flushed,
+      new Promise<void>((resolve) => {
+        done = resolve;
+        this.res.on('drain', done);
+        this.res.on('close', done);
+      }),
+    ]);
+    this.res.off('drain', done);
+    this.res.off('close', done);
     return !this.stopped;
   }
 

@@ -32,7 +32,7 @@ export interface StreamOptions {
 
 /**
  * Sends `generation`'s parts after `lastEventId` to `response`, then follows it live until it
- * ends. Writes wait for 'drain', so a slow client holds back only its own copy of the stream.
+ * ends. Writes wait while the client is slow, so it holds back only its own copy of the stream.
  * A response that closes early unsubscribes; the generation decides what that means.
  */
 export function streamGeneration(generation: Generation, response: Response, options: StreamOptions): void {
@@ -40,16 +40,30 @@ export function streamGeneration(generation: Generation, response: Response, opt
   let cursor = options.lastEventId;
   let waitingForDrain = false;
   let written = false;
+  // Writes made and writes handed to the socket: when they are equal, nothing of ours is buffered.
+  let writes = 0;
+  let flushedWrites = 0;
 
+  const resume = () => {
+    if (!waitingForDrain) return;
+    waitingForDrain = false;
+    response.off('drain', resume);
+    pump();
+  };
+  // 'drain' alone is not enough: Node 24.16+ and 26 can skip it when the socket empties while
+  // the response still counts the bytes it just passed on (nodejs/node#62936), which would leave a
+  // slow client waiting forever. The callback of the write that filled the buffer is never skipped.
+  const onFlushed = () => {
+    flushedWrites += 1;
+    if (flushedWrites === writes) resume();
+  };
   const write = (chunk: string) => {
     written = true;
     heartbeat.refresh();
-    if (response.write(chunk)) return;
+    writes += 1;
+    if (response.write(chunk, onFlushed)) return;
     waitingForDrain = true;
-    response.once('drain', () => {
-      waitingForDrain = false;
-      pump();
-    });
+    response.once('drain', resume);
   };
   const heartbeat = setInterval(() => {
     if (!waitingForDrain) write(HEARTBEAT);
