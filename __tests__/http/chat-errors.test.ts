@@ -82,6 +82,17 @@ describe('bad input', () => {
     });
   });
 
+  test.each<[string, unknown[], string]>([
+    ['messages: []', [], 'messages must not be empty'],
+    ['messages: [system]', [{ role: 'system', content: 'Be brief.' }], 'messages must contain at least one user or assistant message'],
+  ])('%s: 400 with one detail that says so, and nothing stored', async (_name, messages, detail) => {
+    const exchange = await postChat(service.url, { chatId: randomUUID(), messages });
+    expect(exchange.status).toBe(400);
+    expect(exchange.json()).toEqual({ error: { code: 'invalid_request', message: 'Invalid chat request.', details: [{ path: 'messages', message: detail }] } });
+    expect(service.query('SELECT id FROM Chat')).toEqual([]);
+    expect(upstream.requests).toHaveLength(0);
+  });
+
   test.each<[string, number, string, string, string]>([
     ['an unknown route', 404, 'not_found', 'GET', '/nope'],
     ['an unknown API route', 404, 'not_found', 'POST', '/api/chatz'],

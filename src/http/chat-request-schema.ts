@@ -21,7 +21,8 @@ export function chatRequestSchema(limits: ShapeLimits) {
       )
       .min(1, 'messages must not be empty')
       .max(limits.maxMessages, `at most ${limits.maxMessages} messages per request`)
-      .refine((messages) => messages.some((message) => message.role !== 'system'), {
+      // An empty list has its own message above; this one is for a list of system messages only.
+      .refine((messages) => messages.length === 0 || messages.some((message) => message.role !== 'system'), {
         error: 'messages must contain at least one user or assistant message',
       }),
   });
