@@ -73,7 +73,7 @@ describe('backpressure', () => {
   });
 
   test("the reply still arrives whole when Node loses a response's 'drain' event", async () => {
-    // Node 24.16+ and 26 can skip 'drain' once the socket has emptied (nodejs/node#62936); here
+    // Node 24.22+ and 26.9+ can skip 'drain' once the socket has emptied (nodejs/node#62936); here
     // every 'drain' of every response in this process is lost, on whatever Node runs the test.
     const emit = ServerResponse.prototype.emit;
     let lost = 0;

@@ -319,7 +319,7 @@ class Exchange {
 
   /**
    * Writes one chunk, waiting under backpressure until it has left (its write callback) or the
-   * response drained. False if the response is gone. Not 'drain' alone: Node 24.16+ and 26 can
+   * response drained. False if the response is gone. Not 'drain' alone: Node 24.22+ and 26.9+ can
    * leave it unsent once the buffers are empty (the service's SSE writer says more).
    */
   async write(chunk: string): Promise<boolean> {

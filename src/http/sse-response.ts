@@ -50,7 +50,7 @@ export function streamGeneration(generation: Generation, response: Response, opt
     response.off('drain', resume);
     pump();
   };
-  // 'drain' alone is not enough: Node 24.16+ and 26 can skip it when the socket empties while
+  // 'drain' alone is not enough: Node 24.22+ and 26.9+ can skip it when the socket empties while
   // the response still counts the bytes it just passed on (nodejs/node#62936), which would leave a
   // slow client waiting forever. The callback of the write that filled the buffer is never skipped.
   const onFlushed = () => {
