@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -278,15 +278,19 @@ describe('hardening', () => {
 });
 
 describe('CLI', () => {
+  /** Runs the keys CLI from source; by default on the service's database. */
+  function runKeysCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+    const env = options.env ?? { ...process.env, DATABASE_URL: `file:${service.databasePath}` };
+    return spawnSync(process.execPath, ['--import', TSX_LOADER, path.join(__dirname, '..', '..', 'src', 'cli', 'keys.ts'), ...args], {
+      cwd: options.cwd,
+      env: { ...env, CONFIG_PATH: '' },
+      encoding: 'utf8',
+    });
+  }
+
   test('creates, lists and revokes keys, with JSON output', async () => {
     await start();
-    const run = (...args: string[]) =>
-      JSON.parse(
-        execFileSync(process.execPath, ['--import', TSX_LOADER, path.join(__dirname, '..', '..', 'src', 'cli', 'keys.ts'), ...args, '--json'], {
-          env: { ...process.env, DATABASE_URL: `file:${service.databasePath}`, CONFIG_PATH: '' },
-          encoding: 'utf8',
-        }),
-      );
+    const run = (...args: string[]) => JSON.parse(runKeysCli([...args, '--json']).stdout);
     const created = run('create', '--name', 'ci');
     expect(created).toEqual({ id: expect.any(String), name: 'ci', prefix: created.key.slice(0, 12), createdAt: expect.any(String), revokedAt: null, key: expect.stringMatching(/^lss_[A-Za-z0-9_-]{43}$/) });
     expect((await call('GET', '/api/chats', created.key)).status).toBe(200);
@@ -297,11 +301,7 @@ describe('CLI', () => {
 
   test('reports errors on stderr, as JSON with --json, with an exit code that tells them apart', async () => {
     await start();
-    const run = (...args: string[]) =>
-      spawnSync(process.execPath, ['--import', TSX_LOADER, path.join(__dirname, '..', '..', 'src', 'cli', 'keys.ts'), ...args], {
-        env: { ...process.env, DATABASE_URL: `file:${service.databasePath}`, CONFIG_PATH: '' },
-        encoding: 'utf8',
-      });
+    const run = (...args: string[]) => runKeysCli(args);
     const unknownId = run('revoke', 'no-such-id', '--json');
     expect(unknownId).toMatchObject({ status: 1, stdout: '' });
     expect(JSON.parse(unknownId.stderr)).toEqual({ error: { code: 'key_not_found', message: 'No key has the id no-such-id.' } });
@@ -324,11 +324,7 @@ describe('CLI', () => {
     try {
       writeFileSync(path.join(folder, '.env'), `DATABASE_URL=file:${service.databasePath}\n`);
       const { DATABASE_URL: _unset, ...environment } = process.env;
-      const output = execFileSync(process.execPath, ['--import', TSX_LOADER, path.join(__dirname, '..', '..', 'src', 'cli', 'keys.ts'), 'create', '--name', 'from-dotenv', '--json'], {
-        cwd: folder,
-        env: { ...environment, CONFIG_PATH: '' },
-        encoding: 'utf8',
-      });
+      const output = runKeysCli(['create', '--name', 'from-dotenv', '--json'], { cwd: folder, env: environment }).stdout;
       const created = JSON.parse(output) as { key: string };
       // The key landed in the service's database: the service accepts it.
       expect((await call('GET', '/api/chats', created.key)).status).toBe(200);

@@ -80,8 +80,8 @@ function describeLine(record: ApiKeyRecord): string {
  * Errors go to stderr, so stdout holds only results; with --json they take the API's error shape,
  * so a script can read them too.
  */
-function fail(message: string, exitCode: number, code?: string): number {
-  const json = code !== undefined && process.argv.includes('--json');
+function fail(message: string, exitCode: number, code: string): number {
+  const json = process.argv.includes('--json');
   process.stderr.write(`${json ? JSON.stringify({ error: { code, message } }) : message}\n`);
   return exitCode;
 }

@@ -38,15 +38,15 @@ export interface StreamOptions {
 export function streamGeneration(generation: Generation, response: Response, options: StreamOptions): void {
   response.writeHead(200, SSE_HEADERS);
   let cursor = options.lastEventId;
-  let waitingForDrain = false;
+  let waitingForClient = false;
   let written = false;
   // Writes made and writes handed to the socket: when they are equal, nothing of ours is buffered.
   let writes = 0;
   let flushedWrites = 0;
 
   const resume = () => {
-    if (!waitingForDrain) return;
-    waitingForDrain = false;
+    if (!waitingForClient) return;
+    waitingForClient = false;
     response.off('drain', resume);
     pump();
   };
@@ -62,22 +62,22 @@ export function streamGeneration(generation: Generation, response: Response, opt
     heartbeat.refresh();
     writes += 1;
     if (response.write(chunk, onFlushed)) return;
-    waitingForDrain = true;
-    response.once('drain', resume);
+    waitingForClient = true;
+    response.on('drain', resume);
   };
   const heartbeat = setInterval(() => {
-    if (!waitingForDrain) write(HEARTBEAT);
+    if (!waitingForClient) write(HEARTBEAT);
   }, options.heartbeatMs);
 
   const pump = () => {
-    if (waitingForDrain || response.writableEnded || response.destroyed) return;
+    if (waitingForClient || response.writableEnded || response.destroyed) return;
     const entries = generation.entriesAfter(cursor);
     if (entries.length > 0) {
       let chunk = '';
       for (const entry of entries) chunk += formatFrame(entry);
       cursor = entries[entries.length - 1]!.id;
       write(chunk);
-      if (waitingForDrain) return;
+      if (waitingForClient) return;
     }
     if (generation.isEnded) {
       stop();
