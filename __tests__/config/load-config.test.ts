@@ -8,12 +8,12 @@ import { loadConfig, type Environment } from '../../src/config/load-config';
 
 const DEFAULTS_PATH = path.join(PROJECT_ROOT, 'config', 'default.toml');
 
-/** config/default.toml plus the built-in server and database defaults. */
+/** config/default.toml, every setting in it. */
 const DEFAULT_CONFIG: Config = {
   server: { port: 3000, body_limit: '1mb', cors_origins: [] },
   auth: { enabled: true },
-  limits: { requests_per_minute: 60, concurrent_streams: 4, max_messages_per_request: 50, max_message_characters: 100_000 },
-  database: { url: 'file:./data/chat.db' },
+  limits: { requests_per_minute: 60, concurrent_streams: 4, max_messages_per_request: 50, max_message_characters: 100_000, max_open_streams: 0 },
+  database: { url: 'file:./data/chat.db', lock_wait_seconds: 5, reply_save_retry_seconds: 30 },
   chat: {
     max_conversation_pairs: 50,
     max_context_tokens: 0,
@@ -22,13 +22,14 @@ const DEFAULT_CONFIG: Config = {
     default_system_prompt: 'You are a helpful assistant.',
     generate_titles: false,
   },
-  openai: { model: 'gpt-4o', temperature: 0.7, max_tokens: 0, reasoning_model: 'auto', max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21' },
+  openai: { model: 'gpt-4o', temperature: 0.7, max_tokens: 0, reasoning_model: 'auto', max_retries: 2, request_timeout_seconds: 60, api_version: '2024-10-21', max_event_bytes: 1_048_576 },
   streaming: {
     resume_grace_seconds: 15,
     shutdown_grace_seconds: 10,
     heartbeat_seconds: 15,
     upstream_idle_timeout_seconds: 60,
     checkpoint_interval_seconds: 1,
+    slow_reader_timeout_seconds: 30,
   },
   simulator: { delay_ms: 25 },
   logging: { level: 'info', log_content: false },
@@ -83,12 +84,12 @@ describe('loadConfig', () => {
     });
   });
 
-  test('a CONFIG_PATH file may set the built-in server and database settings', () => {
+  test('a CONFIG_PATH file may set the server and database settings', () => {
     const overlay = writeOverlay('[server]\nport = 8080\n\n[database]\nurl = "file:/var/lib/chat.db"\n');
     expect(loadConfig(DEFAULTS_PATH, { CONFIG_PATH: overlay })).toEqual({
       ...DEFAULT_CONFIG,
       server: { ...DEFAULT_CONFIG.server, port: 8080 },
-      database: { url: 'file:/var/lib/chat.db' },
+      database: { ...DEFAULT_CONFIG.database, url: 'file:/var/lib/chat.db' },
     });
   });
 
@@ -119,7 +120,7 @@ describe('loadConfig', () => {
     expect(loadConfig(DEFAULTS_PATH, environment)).toEqual({
       ...DEFAULT_CONFIG,
       server: { port: 4000, host: '127.0.0.1', body_limit: '1mb', cors_origins: [] },
-      database: { url: 'file:/tmp/from-environment.db' },
+      database: { ...DEFAULT_CONFIG.database, url: 'file:/tmp/from-environment.db' },
       openai: { ...DEFAULT_CONFIG.openai, model: 'llama3.2', api_version: '2025-01-01-preview' },
       logging: { level: 'debug', log_content: false },
     });

@@ -29,9 +29,15 @@ export const configSchema = z.strictObject({
     concurrent_streams: z.number().int().min(1),
     max_messages_per_request: z.number().int().min(1),
     max_message_characters: z.number().int().min(1),
+    /** Open SSE connections per key (POST streams and resumes); 0 = 4 × concurrent_streams. */
+    max_open_streams: z.number().int().min(0),
   }),
   database: z.strictObject({
     url: z.string().startsWith('file:', 'expected a SQLite URL such as "file:./data/chat.db"'),
+    /** How long a request waits, without blocking, for a database another process holds locked. */
+    lock_wait_seconds: seconds,
+    /** How long the final save of a finished reply is retried before only its last checkpoint is kept. */
+    reply_save_retry_seconds: seconds,
   }),
   chat: z.strictObject({
     max_conversation_pairs: z.number().int().min(0),
@@ -49,6 +55,8 @@ export const configSchema = z.strictObject({
     max_retries: z.number().int().min(0).max(10),
     request_timeout_seconds: seconds,
     api_version: z.string().min(1),
+    /** Longest upstream SSE line or event accepted. */
+    max_event_bytes: z.number().int().min(1024),
   }),
   streaming: z.strictObject({
     resume_grace_seconds: z.number().min(0),
@@ -56,6 +64,8 @@ export const configSchema = z.strictObject({
     heartbeat_seconds: seconds,
     upstream_idle_timeout_seconds: seconds,
     checkpoint_interval_seconds: seconds,
+    /** After a reply ends, a reader that has not taken the rest of it within this long is disconnected. */
+    slow_reader_timeout_seconds: seconds,
   }),
   simulator: z.strictObject({
     delay_ms: z.number().int().min(0).max(10_000),

@@ -18,12 +18,6 @@ const ENVIRONMENT_OVERRIDES: ReadonlyArray<[variable: string, key: string]> = [
   ['AZURE_OPENAI_API_VERSION', 'openai.api_version'],
 ];
 
-/** Settings the TOML files do not carry: they come from the environment or these defaults. */
-const BUILT_IN_DEFAULTS = {
-  server: { port: 3000 },
-  database: { url: 'file:./data/chat.db' },
-};
-
 type Tree = Record<string, unknown>;
 
 /**
@@ -32,7 +26,7 @@ type Tree = Record<string, unknown>;
  * @throws ConfigError naming the file or key at fault.
  */
 export function loadConfig(defaultsPath: string, environment: Environment): Config {
-  let tree = mergeTrees(BUILT_IN_DEFAULTS, readToml(defaultsPath));
+  let tree = readToml(defaultsPath);
   const overlayPath = environment.CONFIG_PATH?.trim();
   if (overlayPath) tree = mergeTrees(tree, readToml(path.resolve(overlayPath)));
   for (const [variable, key] of ENVIRONMENT_OVERRIDES) {
