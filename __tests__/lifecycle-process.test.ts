@@ -334,10 +334,10 @@ describe('ChatService.shutdown and a turn that is still being prepared', () => {
       const historyRequested = new Promise<void>((resolve) => (loading = resolve));
       const historyReleased = new Promise<void>((resolve) => (release = resolve));
       const store: ChatStore = Object.create(service.store) as ChatStore;
-      store.loadRecent = async (chatId, limit) => {
+      store.loadRecent = async (chatId, ownerId, limit) => {
         loading();
         await historyReleased;
-        return service.store.loadRecent(chatId, limit);
+        return service.store.loadRecent(chatId, ownerId, limit);
       };
       const chat = new ChatService({
         store,
@@ -353,6 +353,7 @@ describe('ChatService.shutdown and a turn that is still being prepared', () => {
         idleTimeoutMs: 10_000,
         resumeGraceMs: 0,
         checkpointIntervalMs: 1_000,
+        replySaveRetryMs: 1_000,
       });
       const chatId = randomUUID();
       const turn = chat.startTurn(userTurn(chatId, 'Hello?'), new AbortController().signal, createLogger('silent'));

@@ -35,8 +35,11 @@ export async function buildService(options: { config: Config; providerSettings: 
   const { store, keys: keyStore, appliedMigrations } = await openSqliteStore({
     databaseUrl: config.database.url,
     migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
+    lockWaitMs: config.database.lock_wait_seconds * 1000,
+    owner: true,
   });
-  // One process owns a SQLite file: a reply still `streaming` now was cut off by a crash.
+  // This process owns the file now (or openSqliteStore threw): a reply still `streaming` was cut
+  // off when the last owner stopped.
   const abandonedReplies = await store.interruptAbandonedReplies();
   if (abandonedReplies > 0) logger.warn({ abandonedReplies }, 'replies cut off by the last stop marked interrupted');
   const provider = createProvider(providerSettings, config);
@@ -55,6 +58,7 @@ export async function buildService(options: { config: Config; providerSettings: 
     idleTimeoutMs: config.streaming.upstream_idle_timeout_seconds * 1000,
     resumeGraceMs: config.streaming.resume_grace_seconds * 1000,
     checkpointIntervalMs: config.streaming.checkpoint_interval_seconds * 1000,
+    replySaveRetryMs: config.database.reply_save_retry_seconds * 1000,
   });
   const conversations = new Conversations(store, chat);
   const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;

@@ -94,7 +94,7 @@ describe('API keys', () => {
 });
 
 describe('ownership', () => {
-  test("another key gets 404 for a chat on every route, and cannot write into it", async () => {
+  test("another key's chat ids answer exactly as unused ids do, on every route, and nothing of the owner's changes", async () => {
     await start();
     const chatId = randomUUID();
     upstream.enqueue({ kind: 'stream', content: ['Mine'] });
@@ -104,21 +104,25 @@ describe('ownership', () => {
     const stream = await openTurn(chatId, alice);
     const before = service.query('SELECT id, content, status FROM Message ORDER BY seq');
 
-    const attempts = [
-      await call('GET', `/api/chats/${chatId}/messages`, bob),
-      await call('GET', `/api/chats/${chatId}`, bob),
-      await call('PATCH', `/api/chats/${chatId}`, bob, { title: 'Mine now' }),
-      await call('GET', `/api/chat/${chatId}/stream`, bob),
-      await call('DELETE', `/api/chat/${chatId}/stream`, bob),
-      await call('DELETE', `/api/chats/${chatId}`, bob),
-      await call('POST', '/api/chat', bob, userTurn(chatId, 'Bob writes in')),
-    ];
-    for (const attempt of attempts) {
-      expect({ status: attempt.status, body: attempt.body }).toEqual({
-        status: 404,
-        body: { error: { code: 'chat_not_found', message: 'No chat has this id.' } },
-      });
-    }
+    const probes = (id: string) => [
+      ['GET', `/api/chats/${id}/messages`],
+      ['GET', `/api/chats/${id}`],
+      ['PATCH', `/api/chats/${id}`, { title: 'Mine now' }],
+      ['GET', `/api/chat/${id}/stream`],
+      ['DELETE', `/api/chat/${id}/stream`],
+      ['DELETE', `/api/chats/${id}`],
+    ] as const;
+    const answers = async (id: string) => {
+      const results = [];
+      for (const [method, path, body] of probes(id)) {
+        const answer = await call(method, path, bob, body);
+        results.push({ status: answer.status, body: answer.body, text: answer.text });
+      }
+      return results;
+    };
+    const unused = await answers(randomUUID());
+    expect(unused.map((answer) => answer.status)).toEqual([404, 404, 404, 204, 204, 404]);
+    expect(await answers(chatId)).toEqual(unused);
     expect(service.query('SELECT id, content, status FROM Message ORDER BY seq')).toEqual(before);
     expect(service.query('SELECT title FROM Chat')).toEqual([{ title: 'Alice asks' }]);
     expect((await call('GET', '/api/chats', bob)).body).toEqual({ chats: [], nextCursor: null });
@@ -134,13 +138,50 @@ describe('ownership', () => {
     expect((await call('DELETE', `/api/chats/${chatId}`, alice)).status).toBe(204);
   });
 
-  test('an id taken by another key stays theirs once the turn ends', async () => {
+  test('two keys using the same chat id get two independent chats, even while one of them streams', async () => {
     await start();
     const chatId = randomUUID();
-    await postChat(service.url, userTurn(chatId, 'First'), bearer(alice));
-    const taken = await postChat(service.url, userTurn(chatId, 'Second'), bearer(bob));
-    expect(taken.status).toBe(404);
-    expect(service.query('SELECT COUNT(*) AS count FROM Message')).toEqual([{ count: 2 }]);
+    upstream.enqueue({ kind: 'stream', content: ['For ', 'Alice'] });
+    expect((await postChat(service.url, userTurn(chatId, 'Alice asks', 'Alice prompt'), bearer(alice))).status).toBe(200);
+    // Alice's next reply is still streaming when Bob sends his first turn with her id.
+    upstream.enqueue({ kind: 'stream', content: ['Still ', 'going'], ending: 'stall', cutAfter: 1 });
+    const stream = await openTurn(chatId, alice);
+    upstream.enqueue({ kind: 'stream', content: ['For ', 'Bob'] });
+    const bobs = await postChat(service.url, userTurn(chatId, 'Bob asks'), bearer(bob));
+    expect(bobs.status).toBe(200);
+    expect(bobs.text).toContain('"delta":"Bob"');
+    // Bob's context holds his own message and the default prompt: nothing of Alice's.
+    expect(upstream.requests.at(-1)!.body.messages).toEqual([
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: 'Bob asks' },
+    ]);
+    expect((await call('DELETE', `/api/chat/${chatId}/stream`, alice)).body.status).toBe('cancelled');
+    await stream.readToEnd();
+
+    const history = async (key: string) =>
+      (await call('GET', `/api/chats/${chatId}/messages`, key)).body.messages.map((message: { role: string; content: string; status: string }) => [
+        message.role,
+        message.content,
+        message.status,
+      ]);
+    expect(await history(alice)).toEqual([
+      ['user', 'Alice asks', 'completed'],
+      ['assistant', 'For Alice', 'completed'],
+      ['user', 'Stream please', 'completed'],
+      ['assistant', 'Still ', 'cancelled'],
+    ]);
+    expect(await history(bob)).toEqual([
+      ['user', 'Bob asks', 'completed'],
+      ['assistant', 'For Bob', 'completed'],
+    ]);
+    expect((await call('GET', `/api/chats/${chatId}`, alice)).body).toMatchObject({ title: 'Alice asks', systemPrompt: 'Alice prompt', messageCount: 4 });
+    expect((await call('GET', `/api/chats/${chatId}`, bob)).body).toMatchObject({ title: 'Bob asks', systemPrompt: null, messageCount: 2 });
+
+    // Renaming or deleting one leaves the other alone.
+    expect((await call('PATCH', `/api/chats/${chatId}`, bob, { title: 'Bob renamed' })).status).toBe(200);
+    expect((await call('DELETE', `/api/chats/${chatId}`, bob)).status).toBe(204);
+    expect((await call('GET', `/api/chats/${chatId}`, bob)).status).toBe(404);
+    expect((await call('GET', `/api/chats/${chatId}`, alice)).body).toMatchObject({ title: 'Alice asks', messageCount: 4 });
   });
 });
 

@@ -42,6 +42,8 @@ describe('context within a token budget', () => {
     await send(chatId, 'alpha beta gamma', 'Short answer.', 'Be brief.');
     await send(chatId, FIFTY_XS, 'Short answer.');
     await send(chatId, 'Tell me about the sea.', 'The sea is big.');
+    // The same database under a tighter budget: a restart with another configuration.
+    await service.stop();
     const tight = await startTestService({
       upstream,
       reuseDatabase: service.databasePath,

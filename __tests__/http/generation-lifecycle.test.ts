@@ -269,6 +269,7 @@ describe('checkpoints', () => {
     const first = await openChatStream(service.url, userTurn(chatId, 'Hi'));
     await first.readToEnd();
     service.execute("UPDATE Message SET status = 'streaming', content = 'cut off' WHERE role = 'assistant'");
+    await service.stop();
     const restarted = await startTestService({ upstream, reuseDatabase: service.databasePath });
     try {
       expect(restarted.query("SELECT content, status FROM Message WHERE role = 'assistant'")).toEqual([

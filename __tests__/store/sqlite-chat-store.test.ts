@@ -45,7 +45,7 @@ async function prismaOnly(file: string): Promise<Stores> {
 }
 
 async function preparedStatements(file: string): Promise<Stores> {
-  const { store, keys } = await openSqliteStore({ databaseUrl: `file:${file}`, migrationsDir: MIGRATIONS });
+  const { store, keys } = await openSqliteStore({ databaseUrl: `file:${file}`, migrationsDir: MIGRATIONS, lockWaitMs: 1_000, owner: true });
   return { store, keys, file };
 }
 
@@ -75,7 +75,7 @@ const finished: FinishedReply = {
 /** Runs one life of two chats and returns every answer the store gave. */
 async function exercise({ store, keys }: Stores) {
   const answers: Record<string, unknown> = {};
-  answers.unknownBefore = await store.loadRecent(CHAT_A, 10);
+  answers.unknownBefore = await store.loadRecent(CHAT_A, 'owner-1', 10);
   await store.beginTurn(
     turn(CHAT_A, 'reply-a1', {
       messages: [
@@ -84,10 +84,9 @@ async function exercise({ store, keys }: Stores) {
       ],
     }),
   );
-  answers.ownerA = await store.chatOwner(CHAT_A);
-  answers.ownerUnknown = await store.chatOwner(CHAT_B);
+  answers.strangersView = await store.loadRecent(CHAT_A, 'owner-2', 10);
   await store.saveProgress('reply-a1', 'The ans');
-  answers.midStream = await store.loadRecent(CHAT_A, 10);
+  answers.midStream = await store.loadRecent(CHAT_A, 'owner-1', 10);
   await store.finishReply('reply-a1', finished);
   await store.saveProgress('reply-a1', 'a late checkpoint is ignored');
   await store.beginTurn(turn(CHAT_A, 'reply-a2', { systemPrompt: 'Be brief.', title: 'not used: the chat has a title' }));
@@ -95,24 +94,30 @@ async function exercise({ store, keys }: Stores) {
   answers.interrupted = await store.interruptAbandonedReplies();
   await store.beginTurn(turn(CHAT_A, 'reply-a3'));
   await store.finishReply('reply-a3', { ...finished, status: 'failed', finishReason: 'error', usageEstimated: true });
-  answers.recentTwo = await store.loadRecent(CHAT_A, 2);
+  answers.recentTwo = await store.loadRecent(CHAT_A, 'owner-1', 2);
   answers.renamedByStranger = await store.updateChat(CHAT_A, 'owner-2', { title: 'Mine now' });
   answers.renamed = await store.updateChat(CHAT_A, 'owner-1', { title: 'Chosen title' });
-  await store.setGeneratedTitle(CHAT_A, 'A model title does not replace a chosen one');
+  await store.setGeneratedTitle(CHAT_A, 'owner-1', 'A model title does not replace a chosen one');
   answers.promptCleared = await store.updateChat(CHAT_A, 'owner-1', { systemPrompt: null });
 
   await store.beginTurn(turn(CHAT_B, 'reply-b1', { systemPrompt: 'Answer in French.' }));
-  await store.setGeneratedTitle(CHAT_B, 'Question about French');
-  await store.finishReply('reply-b1', finished);
-  answers.missingReply = await store.finishReply('no-such-reply', finished).then(
-    () => 'resolved',
-    () => 'rejected',
-  );
+  await store.setGeneratedTitle(CHAT_B, 'owner-1', 'Question about French');
+  answers.finishedReply = await store.finishReply('reply-b1', finished);
+  answers.missingReply = await store.finishReply('no-such-reply', finished);
   answers.deletedByStranger = await store.deleteChat(CHAT_B, 'owner-2');
   answers.chatsBeforeDelete = await store.listChats('owner-1', { limit: 10 });
   answers.deleted = await store.deleteChat(CHAT_B, 'owner-1');
   answers.deletedAgain = await store.deleteChat(CHAT_B, 'owner-1');
   answers.messagesA = await store.listMessages(CHAT_A, 'owner-1', { limit: 50 });
+
+  // Another owner's chat with the same id is another chat.
+  await store.beginTurn(turn(CHAT_A, 'reply-x1', { ownerId: 'owner-2', title: 'Same id, other owner' }));
+  await store.finishReply('reply-x1', { ...finished, content: 'For owner 2.' });
+  answers.sameIdOtherOwner = await store.loadRecent(CHAT_A, 'owner-2', 10);
+  answers.sameIdFirstOwner = await store.loadRecent(CHAT_A, 'owner-1', 1);
+  answers.chatsOfOwner2 = await store.listChats('owner-2', { limit: 10 });
+  answers.messagesOfOwner2 = await store.listMessages(CHAT_A, 'owner-2', { limit: 50 });
+  answers.deletedForOwner2 = await store.deleteChat(CHAT_A, 'owner-2');
 
   await keys.insertKey({ id: 'key-1', name: 'app', prefix: 'lss_abcdefgh', hash: 'f'.repeat(64) });
   await keys.revokeKey('key-1');
@@ -160,11 +165,15 @@ test('prepared statements write the rows Prisma writes and give the answers Pris
 
     // The comparison is only worth something if the run did what it says.
     expect(expected).toMatchObject({
-      ownerA: 'owner-1',
-      ownerUnknown: null,
+      strangersView: null,
       interrupted: 1,
       renamedByStranger: null,
-      missingReply: 'rejected',
+      finishedReply: true,
+      missingReply: false,
+      sameIdOtherOwner: { systemPrompt: null, messageCount: 2, messages: [{ content: 'First question, with "quotes" and ünïcode' }, { content: 'For owner 2.' }] },
+      sameIdFirstOwner: { messageCount: 7, messages: [{ id: 'reply-a3', status: 'failed' }] },
+      chatsOfOwner2: { chats: [{ chatId: CHAT_A, title: 'Same id, other owner', messageCount: 2 }], hasMore: false },
+      deletedForOwner2: true,
       deletedByStranger: false,
       deleted: true,
       deletedAgain: false,
@@ -172,7 +181,7 @@ test('prepared statements write the rows Prisma writes and give the answers Pris
     expect(dump(fast.file)).toMatchObject({
       chats: [{ id: CHAT_A, title: 'Chosen title', titleSource: 'user', systemPrompt: null, ownerId: 'owner-1' }],
       messages: [
-        { id: 'a random UUID', content: 'First question', status: 'completed', tokenCount: 3, usageEstimated: 0 },
+        { id: 'a random UUID', ownerId: 'owner-1', chatId: CHAT_A, content: 'First question', status: 'completed', tokenCount: 3, usageEstimated: 0 },
         { id: 'a random UUID', content: 'and a second line', status: 'completed', tokenCount: 4 },
         { id: 'reply-a1', content: 'The answer.', status: 'completed', totalTokens: 23, model: 'gpt-4o', systemPromptHash: 'hash-1' },
         { role: 'user', status: 'completed' },

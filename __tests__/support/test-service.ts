@@ -24,6 +24,9 @@ export interface TestService extends Service {
   query<Row = Record<string, unknown>>(sql: string, ...parameters: unknown[]): Row[];
   /** Runs a write against the service's SQLite file (to set up odd states). */
   execute(sql: string, ...parameters: unknown[]): void;
+  /** Stops the service as a process exit would, keeping its files (to start another on them). */
+  stop(): Promise<void>;
+  /** Stops the service and removes its files. */
   close(): Promise<void>;
 }
 
@@ -68,6 +71,14 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
   const server = createHttpServer(service.app);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const database = new Database(databasePath);
+  let stopped: Promise<void> | undefined;
+  const stop = () =>
+    (stopped ??= (async () => {
+      await closeServer(server);
+      await service.chat.shutdown();
+      await service.store.close();
+      database.close();
+    })());
 
   return {
     ...service,
@@ -77,11 +88,9 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     logs,
     query: <Row>(sql: string, ...parameters: unknown[]) => database.prepare(sql).all(...parameters) as Row[],
     execute: (sql: string, ...parameters: unknown[]) => void database.prepare(sql).run(...parameters),
+    stop,
     async close() {
-      await closeServer(server);
-      await service.chat.shutdown();
-      await service.store.close();
-      database.close();
+      await stop();
       rmSync(directory, { recursive: true, force: true });
     },
   };

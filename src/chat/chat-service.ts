@@ -24,6 +24,8 @@ export interface ChatServiceOptions {
   idleTimeoutMs: number;
   resumeGraceMs: number;
   checkpointIntervalMs: number;
+  /** How long the final save of a reply is retried. */
+  replySaveRetryMs: number;
 }
 
 export interface TurnRequest {
@@ -48,13 +50,13 @@ interface PreparedTurn {
 
 /** Runs chat turns: builds each turn's context, persists it, and keeps its generation. */
 export class ChatService {
-  /** Chats from the start of a turn until its reply is stored (one turn at a time per chat), with their owner. */
-  private readonly busyChats = new Map<string, string>();
+  /** Chats (by `chatKey`) from the start of a turn until its reply is stored: one turn at a time per chat. */
+  private readonly busyChats = new Set<string>();
   /** How many turns each owner is running. */
   private readonly turnsByOwner = new Map<string, number>();
   /** Turns accepted but not yet streaming (or failed): shutdown waits for them too. */
   private readonly settingUp = new Set<Promise<unknown>>();
-  /** The generation of each busy chat, once its context is built. */
+  /** The generation of each busy chat (by `chatKey`), once its context is built. */
   private readonly generations = new Map<string, Generation>();
   private accepting = true;
   /** Set once shutdown stops what is left: a generation created after that is stopped at once. */
@@ -68,11 +70,16 @@ export class ChatService {
    * @throws AppError: generation_in_progress, context_too_long, service_unavailable, or an upstream error.
    */
   async startTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
-    const { chatId, ownerId } = request;
+    const { ownerId } = request;
+    const key = chatKey(ownerId, request.chatId);
     if (!this.accepting) throw new AppError('service_unavailable', 'The service is shutting down.');
-    const busyOwner = this.busyChats.get(chatId);
-    if (busyOwner !== undefined) {
-      if (busyOwner !== ownerId) throw chatNotFound();
+    if (this.busyChats.has(key)) {
+      if (this.generations.get(key)?.isEnded) {
+        // Its reply has ended but waits to be stored (the database is locked): not a new reply.
+        throw new AppError('service_unavailable', 'The previous reply of this chat is still being saved; retry shortly.', {
+          retryAfterSeconds: 1,
+        });
+      }
       throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
     }
     const running = this.turnsByOwner.get(ownerId) ?? 0;
@@ -81,7 +88,7 @@ export class ChatService {
       throw new AppError('rate_limited', `At most ${maxTurnsPerOwner} replies may stream at once for this API key.`, { retryAfterSeconds: 1 });
     }
     // Claimed before the first await, so that a concurrent turn on this chat sees it.
-    this.busyChats.set(chatId, ownerId);
+    this.busyChats.add(key);
     this.turnsByOwner.set(ownerId, running + 1);
     const setup = this.setUpTurn(request, clientSignal, log);
     this.settingUp.add(setup);
@@ -90,12 +97,14 @@ export class ChatService {
 
   private async setUpTurn(request: TurnRequest, clientSignal: AbortSignal, log: Logger): Promise<Generation> {
     const { chatId, ownerId } = request;
+    const key = chatKey(ownerId, chatId);
     const startedAt = Date.now();
+    let replyOpened = false;
     try {
       const turn = await this.prepareTurn(request);
       const context = this.plan(turn, this.options.maxConversationPairs);
-      const generation = this.createGeneration(chatId, turn, context, startedAt, log);
-      this.generations.set(chatId, generation);
+      const generation = this.createGeneration(request, turn, context, startedAt, log);
+      this.generations.set(key, generation);
       if (this.stopping) generation.abort('shutdown');
       await this.options.store.beginTurn({
         chatId,
@@ -105,21 +114,27 @@ export class ChatService {
         messages: turn.newMessages.map((message, index) => ({ ...message, tokenCount: turn.newTokenCounts[index]! })),
         reply: { id: generation.messageId, model: this.options.provider.model, systemPromptHash: sha256(turn.systemPrompt) },
       });
+      replyOpened = true;
       const events = await this.openStream(generation, turn, context, clientSignal, log);
       void generation.run(events).finally(() => this.release(request));
-      if (this.options.generateTitles && turn.storedCount === 0) this.titleAfterReply(generation, turn, log);
+      if (this.options.generateTitles && turn.storedCount === 0) this.titleAfterReply(generation, request, turn, log);
       return generation;
     } catch (error) {
-      const generation = this.generations.get(chatId);
-      if (generation && !generation.isEnded) generation.endUnstarted('failed');
-      this.release(request);
+      const generation = this.generations.get(key);
+      if (generation && !generation.isEnded) {
+        // The chat stays busy until the failed reply's row (if it was opened) is stored.
+        void generation.endUnstarted(replyOpened ? failedBeforeStart(generation) : undefined).finally(() => this.release(request));
+      } else {
+        this.release(request);
+      }
       throw error;
     }
   }
 
   private release({ chatId, ownerId }: TurnRequest): void {
-    this.busyChats.delete(chatId);
-    this.generations.delete(chatId);
+    const key = chatKey(ownerId, chatId);
+    this.busyChats.delete(key);
+    this.generations.delete(key);
     const running = (this.turnsByOwner.get(ownerId) ?? 1) - 1;
     if (running > 0) this.turnsByOwner.set(ownerId, running);
     else this.turnsByOwner.delete(ownerId);
@@ -127,9 +142,7 @@ export class ChatService {
 
   private async prepareTurn(request: TurnRequest): Promise<PreparedTurn> {
     const { store, counter } = this.options;
-    const stored = await store.loadRecent(request.chatId, historyWindow(this.options.maxConversationPairs));
-    // Someone else's chat id cannot be written into, and its existence is not told.
-    if (stored && stored.ownerId !== request.ownerId) throw chatNotFound();
+    const stored = await store.loadRecent(request.chatId, request.ownerId, historyWindow(this.options.maxConversationPairs));
     const newMessages = request.messages.filter((message) => message.role !== 'system');
     // The latest system message of the request becomes the chat's prompt.
     const requestPrompt = request.messages.findLast((message) => message.role === 'system')?.content;
@@ -148,16 +161,17 @@ export class ChatService {
     return buildContext({ ...turn, maxPairs, maxPromptTokens: this.options.maxPromptTokens, counter: this.options.counter });
   }
 
-  private createGeneration(chatId: string, turn: PreparedTurn, context: Context, startedAt: number, log: Logger): Generation {
+  private createGeneration(request: TurnRequest, turn: PreparedTurn, context: Context, startedAt: number, log: Logger): Generation {
     const messageId = randomUUID();
     return new Generation({
-      chatId,
+      chatId: request.chatId,
       messageId,
       store: this.options.store,
       log: log.child({ messageId }),
       idleTimeoutMs: this.options.idleTimeoutMs,
       graceMs: this.options.resumeGraceMs,
       checkpointIntervalMs: this.options.checkpointIntervalMs,
+      replySaveRetryMs: this.options.replySaveRetryMs,
       model: this.options.provider.model,
       startedAt,
       counter: this.options.counter,
@@ -190,39 +204,28 @@ export class ChatService {
     } catch (error) {
       // Stopped on purpose while opening: `run` records why, with no events.
       if (abortCauseOf(generation.signal)) return noEvents();
-      await this.options.store.finishReply(generation.messageId, failedBeforeStart(context, generation));
       throw error;
     } finally {
       clientSignal.removeEventListener('abort', giveUp);
     }
   }
 
-  private titleAfterReply(generation: Generation, turn: PreparedTurn, log: Logger): void {
+  private titleAfterReply(generation: Generation, request: TurnRequest, turn: PreparedTurn, log: Logger): void {
     const question = turn.newMessages.find((message) => message.role === 'user')?.content;
     if (!question) return;
     void generation.finished
       .then(async () => {
         if (generation.status !== 'completed') return;
         const title = await generateTitle(this.options.provider, question, generation.content, AbortSignal.timeout(30_000));
-        if (title) await this.options.store.setGeneratedTitle(generation.chatId, title);
+        if (title) await this.options.store.setGeneratedTitle(request.chatId, request.ownerId, title);
       })
       .catch((error: unknown) => log.warn({ err: error }, 'could not generate a title'));
   }
 
-  /**
-   * The chat's running generation, if its parts are flowing.
-   * @throws AppError chat_not_found when the chat is someone else's.
-   */
-  async activeGeneration(chatId: string, ownerId: string): Promise<Generation | undefined> {
-    await this.checkOwner(chatId, ownerId);
-    const generation = this.generations.get(chatId);
+  /** The owner's chat's running generation, if its parts are flowing. */
+  activeGeneration(chatId: string, ownerId: string): Generation | undefined {
+    const generation = this.generations.get(chatKey(ownerId, chatId));
     return generation?.isStarted ? generation : undefined;
-  }
-
-  /** @throws AppError chat_not_found when the chat exists (or is being created) for another owner. */
-  private async checkOwner(chatId: string, ownerId: string): Promise<void> {
-    const owner = this.busyChats.get(chatId) ?? (await this.options.store.chatOwner(chatId));
-    if (owner !== null && owner !== ownerId) throw chatNotFound();
   }
 
   /**
@@ -230,8 +233,7 @@ export class ChatService {
    * @returns the reply's id and final status, or undefined when nothing was generating.
    */
   async cancel(chatId: string, ownerId: string): Promise<{ messageId: string; status: MessageStatus } | undefined> {
-    await this.checkOwner(chatId, ownerId);
-    const generation = this.generations.get(chatId);
+    const generation = this.generations.get(chatKey(ownerId, chatId));
     if (!generation || generation.isEnded) return undefined;
     generation.abort('cancelled');
     await generation.finished;
@@ -277,7 +279,7 @@ function describeContext(context: Context, turn: PreparedTurn) {
 }
 
 /** The record of a reply whose request failed before streaming: nothing was generated or billed. */
-function failedBeforeStart(context: Context, generation: Generation): FinishedReply {
+function failedBeforeStart(generation: Generation): FinishedReply {
   return {
     content: '',
     status: 'failed',
@@ -290,8 +292,9 @@ function failedBeforeStart(context: Context, generation: Generation): FinishedRe
   };
 }
 
-function chatNotFound(): AppError {
-  return new AppError('chat_not_found', 'No chat has this id.');
+/** Chat ids are a namespace per owner: a chat is known by both. */
+function chatKey(ownerId: string, chatId: string): string {
+  return `${ownerId} ${chatId}`;
 }
 
 function sha256(text: string): string {

@@ -1,8 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GenerationAbort, abortCauseOf, type AbortCause } from '../errors/abort-reasons';
 import { AppError, toAppError } from '../errors/app-error';
 import { MemoryPartLog, type PartLog } from './part-log';
-import type { ChatStore, FinalStatus, FinishReason, LlmEvent, MessageStatus, TokenCounter, Usage } from './ports';
+import type { ChatStore, FinalStatus, FinishedReply, FinishReason, LlmEvent, MessageStatus, TokenCounter, Usage } from './ports';
 import type { StreamEntry, UiMessagePart } from './ui-message-part';
 
 const TEXT_PART_ID = 'text-0';
@@ -18,6 +19,8 @@ export interface GenerationOptions {
   graceMs: number;
   /** How often the partial text is saved. */
   checkpointIntervalMs: number;
+  /** How long the final save is retried while the database is locked or failing. */
+  replySaveRetryMs: number;
   /** The model or deployment that answers. */
   model: string;
   /** When the turn started (Date.now()), for time to first token and duration. */
@@ -57,7 +60,7 @@ export class Generation {
   readonly chatId: string;
   readonly messageId: string;
   status: MessageStatus = 'streaming';
-  /** Resolves once the reply is persisted and its last part appended. */
+  /** Resolves once the last part is appended and the reply stored (or given up on, after the retries). */
   readonly finished: Promise<void>;
 
   private readonly parts: PartLog = new MemoryPartLog();
@@ -71,6 +74,8 @@ export class Generation {
   private firstTokenAt: number | undefined;
   private savedLength = 0;
   private pendingCheckpoint: Promise<void> | undefined;
+  /** A checkpoint failed and has not succeeded since: later failures are not logged again. */
+  private checkpointFailing = false;
 
   constructor(private options: GenerationOptions) {
     this.chatId = options.chatId;
@@ -132,10 +137,14 @@ export class Generation {
     };
   }
 
-  /** For a generation whose upstream request failed before streaming: nothing to run. */
-  endUnstarted(status: FinalStatus): void {
-    this.status = status;
+  /**
+   * For a generation whose upstream request failed before streaming: nothing to run. Stores
+   * `reply` if given (the reply's row was opened), retrying as `run` does.
+   */
+  async endUnstarted(reply: FinishedReply | undefined): Promise<void> {
+    this.status = 'failed';
     this.ended = true;
+    if (reply && !(await this.saveOnce(reply))) await this.saveWithRetries(reply);
     this.resolveFinished();
   }
 
@@ -176,8 +185,17 @@ export class Generation {
     const outcome = this.decideOutcome(finishReason, failure);
     const tokenCount = this.options.counter.count(this.text);
     const facts = this.replyFacts(finishReason, usage, tokenCount);
-    await this.persist(outcome, facts, tokenCount);
+    if (outcome.error) this.options.log.warn({ err: outcome.error, cause: outcome.error.cause }, 'reply failed');
+    this.options.log.info({ status: outcome.status, ...facts, characters: this.text.length }, 'reply ended');
+    const reply = this.finishedReply(outcome, facts, tokenCount);
+    // A checkpoint landing after the final write would overwrite it.
+    await this.pendingCheckpoint;
+    // Normally the reply is stored before the client sees its end. If the database is locked, the
+    // client is not kept waiting for it: the closing parts go out and the saving goes on.
+    const stored = await this.saveOnce(reply);
     this.end(outcome, facts);
+    if (!stored) await this.saveWithRetries(reply);
+    this.resolveFinished();
   }
 
   /** Usage from the provider, or counted here when the stream was cut before its usage frame. */
@@ -208,7 +226,10 @@ export class Generation {
     return { status: 'failed', error: new AppError('upstream_error', 'The model provider ended the stream early.') };
   }
 
-  /** Saves the text so far unless nothing changed or a save is still running. */
+  /**
+   * Saves the text so far unless nothing changed or a save is still running. One that fails (the
+   * database is locked, say) leaves `savedLength` behind, so the next interval tries again.
+   */
   private checkpoint(): void {
     if (this.pendingCheckpoint || this.text.length === this.savedLength) return;
     const length = this.text.length;
@@ -216,32 +237,71 @@ export class Generation {
       .saveProgress(this.messageId, this.text)
       .then(() => {
         this.savedLength = length;
+        this.checkpointFailing = false;
       })
-      .catch((error: unknown) => this.options.log.warn({ err: error }, 'could not save a checkpoint'))
+      .catch((error: unknown) => {
+        if (!this.checkpointFailing) this.options.log.warn({ err: error }, 'could not save a checkpoint: trying again at the next interval');
+        this.checkpointFailing = true;
+      })
       .finally(() => {
         this.pendingCheckpoint = undefined;
       });
   }
 
-  private async persist(outcome: Outcome, facts: ReplyFacts, tokenCount: number): Promise<void> {
-    const { log, store } = this.options;
-    if (outcome.error) log.warn({ err: outcome.error, cause: outcome.error.cause }, 'reply failed');
-    // A checkpoint landing after the final write would overwrite it.
-    await this.pendingCheckpoint;
+  private finishedReply(outcome: Outcome, facts: ReplyFacts, tokenCount: number): FinishedReply {
+    return {
+      ...facts,
+      content: this.text,
+      status: outcome.status,
+      finishReason: facts.finishReason ?? (outcome.status === 'failed' ? 'error' : null),
+      tokenCount,
+    };
+  }
+
+  /** One attempt at the final write; false if it failed. */
+  private async saveOnce(reply: FinishedReply): Promise<boolean> {
     try {
-      await store.finishReply(this.messageId, {
-        ...facts,
-        content: this.text,
-        status: outcome.status,
-        finishReason: facts.finishReason ?? (outcome.status === 'failed' ? 'error' : null),
-        tokenCount,
-      });
+      if (!(await this.options.store.finishReply(this.messageId, reply))) {
+        this.options.log.warn('the reply was not stored: its row is gone');
+      }
+      return true;
     } catch (error) {
-      log.error({ err: error }, 'could not persist the reply');
-      outcome.status = 'failed';
-      outcome.error ??= new AppError('internal_error', 'The reply could not be saved.');
+      this.options.log.warn({ err: error }, 'could not store the reply yet: retrying');
+      return false;
     }
-    log.info({ status: outcome.status, ...facts, characters: this.text.length }, 'reply ended');
+  }
+
+  /**
+   * Retries the final write with backoff for `replySaveRetryMs`, so that a lock or a passing
+   * fault does not lose the reply. If it never succeeds, the row keeps its last checkpoint (and
+   * is marked interrupted at the next start); the log says what was lost.
+   */
+  private async saveWithRetries(reply: FinishedReply): Promise<void> {
+    const deadline = Date.now() + this.options.replySaveRetryMs;
+    for (let pause = 25; ; pause = Math.min(pause * 2, 1000)) {
+      if (Date.now() + pause > deadline) break;
+      await sleep(pause);
+      if (await this.trySave(reply)) return;
+    }
+    this.options.log.error(
+      {
+        status: reply.status,
+        characters: reply.content.length,
+        savedCharacters: this.savedLength,
+        lostCharacters: reply.content.length - this.savedLength,
+        retriedSeconds: this.options.replySaveRetryMs / 1000,
+      },
+      'could not store the reply: its last checkpoint is kept, the rest of its text and its final status are lost',
+    );
+  }
+
+  private async trySave(reply: FinishedReply): Promise<boolean> {
+    try {
+      await this.options.store.finishReply(this.messageId, reply);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private end(outcome: Outcome, facts: ReplyFacts): void {
@@ -259,7 +319,6 @@ export class Generation {
     this.ended = true;
     this.append({ type: 'done' });
     this.listeners.clear();
-    this.resolveFinished();
   }
 
   private append(part: UiMessagePart): void {

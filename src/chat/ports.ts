@@ -88,26 +88,29 @@ export interface NewTurn {
   reply: { id: string; model: string; systemPromptHash: string };
 }
 
+/**
+ * Chats are a namespace per owner: every call that names a chat names its owner too, and another
+ * owner's chat with the same id is a different chat, as unknown here as one that does not exist.
+ *
+ * The database may be locked by another process (a backup, a shell). Calls wait for it without
+ * blocking the event loop, up to a bound, then throw AppError `service_unavailable`; the two calls a
+ * running reply makes, `saveProgress` and `finishReply`, try once and leave retrying to the caller.
+ */
 export interface ChatStore {
-  /** The chat's owner, prompt, message count and newest `limit` messages, oldest first; null if unknown. */
+  /** The chat's prompt, message count and newest `limit` messages, oldest first; null if the owner has no such chat. */
   loadRecent(
     chatId: string,
+    ownerId: string,
     limit: number,
-  ): Promise<{ ownerId: string; systemPrompt: string | null; messageCount: number; messages: StoredMessage[] } | null>;
-  /** Who owns the chat; null if it does not exist. */
-  chatOwner(chatId: string): Promise<string | null>;
+  ): Promise<{ systemPrompt: string | null; messageCount: number; messages: StoredMessage[] } | null>;
   /** Creates the chat if new, stores the prompt and the new messages, and opens the reply as `streaming`, in one transaction. */
   beginTurn(turn: NewTurn): Promise<void>;
-  /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. */
+  /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. One attempt. */
   saveProgress(messageId: string, content: string): Promise<void>;
-  /** Records how a reply ended. */
-  finishReply(messageId: string, reply: FinishedReply): Promise<void>;
+  /** Records how a reply ended, in one attempt; false when its row is gone. */
+  finishReply(messageId: string, reply: FinishedReply): Promise<boolean>;
   /** Marks replies left `streaming` by a process that died as `interrupted`; returns how many. */
   interruptAbandonedReplies(): Promise<number>;
-  /**
-   * The calls below see only the chats of `ownerId`: another owner's chat is as unknown as a
-   * chat that does not exist.
-   */
   /** Up to `limit` messages older than message `before` (or the newest), oldest first; null if the chat is unknown. */
   listMessages(
     chatId: string,
@@ -120,10 +123,10 @@ export interface ChatStore {
   /** Changes what is given; a title set here is never replaced by a generated one. Null if unknown. */
   updateChat(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary | null>;
   /** Replaces an automatic title; a title set by a user is kept. */
-  setGeneratedTitle(chatId: string, title: string): Promise<void>;
+  setGeneratedTitle(chatId: string, ownerId: string, title: string): Promise<void>;
   /** Deletes the chat and its messages in one transaction; false if it did not exist. */
   deleteChat(chatId: string, ownerId: string): Promise<boolean>;
-  /** Resolves when the database answers. */
+  /** Resolves when the database answers and is still the one the store opened. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }

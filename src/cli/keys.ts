@@ -35,6 +35,9 @@ async function main(): Promise<number> {
   const { store, keys: keyStore } = await openSqliteStore({
     databaseUrl: config.database.url,
     migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
+    lockWaitMs: config.database.lock_wait_seconds * 1000,
+    // Keys are managed beside a running server, which owns the file.
+    owner: false,
   });
   const keys = new ApiKeys(keyStore);
   try {

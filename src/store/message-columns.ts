@@ -6,6 +6,7 @@ import type { FinishedReply, NewTurn } from '../chat/ports';
 export function newMessageRows(turn: NewTurn) {
   return turn.messages.map((message) => ({
     id: randomUUID(),
+    ownerId: turn.ownerId,
     chatId: turn.chatId,
     role: message.role,
     content: message.content,

@@ -17,6 +17,10 @@ export function migrateSqlite(databasePath: string, migrationsDir: string): stri
   const database = new Database(databasePath, { timeout: 10_000 });
   try {
     database.pragma('journal_mode = WAL');
+    // A migration that rebuilds a table drops the old one, which with foreign keys on would delete
+    // the rows that refer to it. The pragma has no effect inside a transaction, so it is set here,
+    // and each migration checks the keys itself before it commits.
+    database.pragma('foreign_keys = OFF');
     database.exec(`CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
       "id" TEXT PRIMARY KEY NOT NULL,
       "checksum" TEXT NOT NULL,
@@ -37,6 +41,8 @@ export function migrateSqlite(databasePath: string, migrationsDir: string): stri
         if (done) return false;
         const startedAt = Date.now();
         database.exec(sql);
+        const broken = database.pragma('foreign_key_check') as unknown[];
+        if (broken.length > 0) throw new Error(`Migration ${name} leaves ${broken.length} rows with a broken foreign key`);
         database
           .prepare(
             `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count)

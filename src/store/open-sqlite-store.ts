@@ -2,8 +2,12 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import Database from 'better-sqlite3';
+import { DatabaseFile } from './database-file';
+import { DatabaseOwnerLock } from './database-owner-lock';
 import { PrismaClient } from './generated/client';
 import { migrateSqlite } from './migrate-sqlite';
+import { PrismaChatStore } from './prisma-chat-store';
+import { PrismaKeyStore } from './prisma-key-store';
 import { SqliteChatStore } from './sqlite-chat-store';
 import { SqliteKeyStore } from './sqlite-key-store';
 import { SqliteTurnStatements } from './sqlite-turn-statements';
@@ -12,30 +16,52 @@ export interface OpenStoreOptions {
   /** `file:` URL; a relative path is resolved from the working directory. */
   databaseUrl: string;
   migrationsDir: string;
-  /** How long a write waits for a lock before failing (SQLite busy timeout). */
-  busyTimeoutMs?: number;
+  /** How long a call waits, on timers, for a lock another process holds. */
+  lockWaitMs: number;
+  /**
+   * A serving process owns the file: it takes the owner lock before touching any row, and fails
+   * if another server holds it. Tools (the keys CLI) leave it alone and work beside the server.
+   */
+  owner: boolean;
 }
 
 /**
- * Opens the SQLite database, creating its folder and applying pending migrations first.
- * @returns the store and the names of the migrations applied now.
+ * Opens the SQLite database, creating its folder, taking ownership if asked, and applying pending
+ * migrations first.
+ * @returns the stores and the names of the migrations applied now.
+ * @throws ConfigError when `owner` is asked and another server owns the file.
  */
 export async function openSqliteStore(
   options: OpenStoreOptions,
 ): Promise<{ store: SqliteChatStore; keys: SqliteKeyStore; appliedMigrations: string[] }> {
   const databasePath = sqlitePath(options.databaseUrl);
-  const timeout = options.busyTimeoutMs ?? 5_000;
   mkdirSync(path.dirname(databasePath), { recursive: true });
-  const appliedMigrations = migrateSqlite(databasePath, options.migrationsDir);
-  const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: databasePath, timeout }) });
-  // WAL is stored in the file by the migrator; synchronous is per connection. NORMAL is safe
-  // under WAL (a power cut can lose the last commits, never corrupt) and much faster than FULL.
-  await prisma.$executeRawUnsafe('PRAGMA synchronous = NORMAL');
-  const database = new Database(databasePath, { timeout });
-  database.pragma('synchronous = NORMAL');
-  database.pragma('foreign_keys = ON');
-  const statements = new SqliteTurnStatements(database);
-  return { store: new SqliteChatStore(prisma, statements), keys: new SqliteKeyStore(prisma, statements), appliedMigrations };
+  const ownerLock = options.owner ? DatabaseOwnerLock.acquire(databasePath) : undefined;
+  try {
+    const appliedMigrations = migrateSqlite(databasePath, options.migrationsDir);
+    // No busy timeout (0): SQLite would wait for a lock inside the synchronous call, stopping the
+    // event loop. Locks are waited for on timers instead (lock-wait.ts).
+    const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: databasePath, timeout: 0 }) });
+    // WAL is stored in the file by the migrator; synchronous is per connection. NORMAL is safe
+    // under WAL (a power cut can lose the last commits, never corrupt) and much faster than FULL.
+    await prisma.$executeRawUnsafe('PRAGMA synchronous = NORMAL');
+    const database = new Database(databasePath, { timeout: 0 });
+    database.pragma('synchronous = NORMAL');
+    database.pragma('foreign_keys = ON');
+    const statements = new SqliteTurnStatements(database);
+    const { lockWaitMs } = options;
+    const store = new SqliteChatStore({
+      reads: new PrismaChatStore(prisma),
+      statements,
+      file: new DatabaseFile(databasePath),
+      lockWaitMs,
+      ownerLock,
+    });
+    return { store, keys: new SqliteKeyStore(new PrismaKeyStore(prisma), statements, lockWaitMs), appliedMigrations };
+  } catch (error) {
+    ownerLock?.release();
+    throw error;
+  }
 }
 
 /** `file:./data/chat.db` → the absolute path of `./data/chat.db` from the working directory. */

@@ -57,11 +57,10 @@ interface ChatRow {
 export class PrismaChatStore implements ChatStore {
   constructor(private readonly prisma: PrismaClient) {}
 
-  async loadRecent(chatId: string, limit: number) {
+  async loadRecent(chatId: string, ownerId: string, limit: number) {
     const chat = await this.prisma.chat.findUnique({
-      where: { id: chatId },
+      where: { ownerId_id: { ownerId, id: chatId } },
       select: {
-        ownerId: true,
         systemPrompt: true,
         _count: { select: { messages: true } },
         // `seq` is the insertion order: timestamps can tie, it cannot.
@@ -70,16 +69,10 @@ export class PrismaChatStore implements ChatStore {
     });
     if (!chat) return null;
     return {
-      ownerId: chat.ownerId,
       systemPrompt: chat.systemPrompt,
       messageCount: chat._count.messages,
       messages: chat.messages.reverse().map(toStoredMessage),
     };
-  }
-
-  async chatOwner(chatId: string) {
-    const chat = await this.prisma.chat.findUnique({ where: { id: chatId }, select: { ownerId: true } });
-    return chat?.ownerId ?? null;
   }
 
   async beginTurn(turn: NewTurn) {
@@ -87,18 +80,18 @@ export class PrismaChatStore implements ChatStore {
     const rows = newMessageRows(turn);
     await this.prisma.$transaction([
       this.prisma.chat.upsert({
-        where: { id: chatId },
+        where: { ownerId_id: { ownerId, id: chatId } },
         create: { id: chatId, ownerId, systemPrompt: systemPrompt ?? null, title, titleSource: 'auto' },
         // Touching updatedAt on every turn keeps "latest activity" right; the prompt changes only when sent.
         update: systemPrompt === undefined ? { updatedAt: new Date() } : { systemPrompt },
         select: { id: true },
       }),
       // Titles are set once, from the first message, unless a user already chose one.
-      this.prisma.chat.updateMany({ where: { id: chatId, title: null }, data: { title, titleSource: 'auto' } }),
+      this.prisma.chat.updateMany({ where: { ownerId, id: chatId, title: null }, data: { title, titleSource: 'auto' } }),
       // One row at a time: createMany gives no order guarantee for the autoincrement key on every database.
       ...rows.map((data) => this.prisma.message.create({ data, select: { seq: true } })),
       this.prisma.message.create({
-        data: { ...reply, chatId, role: 'assistant', content: '', status: 'streaming' },
+        data: { ...reply, ownerId, chatId, role: 'assistant', content: '', status: 'streaming' },
         select: { seq: true },
       }),
     ]);
@@ -109,7 +102,8 @@ export class PrismaChatStore implements ChatStore {
   }
 
   async finishReply(messageId: string, reply: FinishedReply) {
-    await this.prisma.message.update({ where: { id: messageId }, data: finishedReplyColumns(reply), select: { seq: true } });
+    const { count } = await this.prisma.message.updateMany({ where: { id: messageId }, data: finishedReplyColumns(reply) });
+    return count > 0;
   }
 
   async interruptAbandonedReplies() {
@@ -122,12 +116,12 @@ export class PrismaChatStore implements ChatStore {
     if (!chat) return null;
     let beforeSeq: number | undefined;
     if (page.before !== undefined) {
-      const anchor = await this.prisma.message.findFirst({ where: { id: page.before, chatId }, select: { seq: true } });
+      const anchor = await this.prisma.message.findFirst({ where: { id: page.before, ownerId, chatId }, select: { seq: true } });
       if (!anchor) throw new AppError('invalid_request', '`before` is not the id of a message of this chat.');
       beforeSeq = anchor.seq;
     }
     const rows = await this.prisma.message.findMany({
-      where: { chatId, ...(beforeSeq === undefined ? {} : { seq: { lt: beforeSeq } }) },
+      where: { ownerId, chatId, ...(beforeSeq === undefined ? {} : { seq: { lt: beforeSeq } }) },
       select: MESSAGE_FIELDS,
       orderBy: { seq: 'desc' },
       take: page.limit + 1,
@@ -165,13 +159,13 @@ export class PrismaChatStore implements ChatStore {
     return count === 0 ? null : this.getChat(chatId, ownerId);
   }
 
-  async setGeneratedTitle(chatId: string, title: string) {
-    await this.prisma.chat.updateMany({ where: { id: chatId, NOT: { titleSource: 'user' } }, data: { title, titleSource: 'model' } });
+  async setGeneratedTitle(chatId: string, ownerId: string, title: string) {
+    await this.prisma.chat.updateMany({ where: { ownerId, id: chatId, NOT: { titleSource: 'user' } }, data: { title, titleSource: 'model' } });
   }
 
   async deleteChat(chatId: string, ownerId: string) {
     const [, deleted] = await this.prisma.$transaction([
-      this.prisma.message.deleteMany({ where: { chatId, chat: { ownerId } } }),
+      this.prisma.message.deleteMany({ where: { ownerId, chatId } }),
       this.prisma.chat.deleteMany({ where: { id: chatId, ownerId } }),
     ]);
     return deleted.count > 0;

@@ -36,7 +36,6 @@ interface KeyRow extends Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'> {
 export class SqliteTurnStatements {
   private readonly chatHead;
   private readonly recentMessages;
-  private readonly owner;
   private readonly createChat;
   private readonly createChatWithPrompt;
   private readonly titleIfNone;
@@ -54,28 +53,29 @@ export class SqliteTurnStatements {
   private readonly removeChat;
 
   constructor(private readonly database: Database.Database) {
-    this.chatHead = database.prepare<[string], { ownerId: string; systemPrompt: string | null; messageCount: number }>(
-      `SELECT "ownerId", "systemPrompt", (SELECT COUNT(*) FROM "Message" WHERE "chatId" = "Chat"."id") AS "messageCount"
-       FROM "Chat" WHERE "id" = ?`,
+    this.chatHead = database.prepare<[string, string], { systemPrompt: string | null; messageCount: number }>(
+      `SELECT "systemPrompt",
+         (SELECT COUNT(*) FROM "Message" WHERE "ownerId" = "Chat"."ownerId" AND "chatId" = "Chat"."id") AS "messageCount"
+       FROM "Chat" WHERE "ownerId" = ? AND "id" = ?`,
     );
     // `seq` is the insertion order: timestamps can tie, it cannot.
-    this.recentMessages = database.prepare<[string, number], MessageRow>(
-      `SELECT ${MESSAGE_COLUMNS} FROM "Message" WHERE "chatId" = ? ORDER BY "seq" DESC LIMIT ?`,
+    this.recentMessages = database.prepare<[string, string, number], MessageRow>(
+      `SELECT ${MESSAGE_COLUMNS} FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? ORDER BY "seq" DESC LIMIT ?`,
     );
-    this.owner = database.prepare<[string], string>(`SELECT "ownerId" FROM "Chat" WHERE "id" = ?`).pluck();
     const insertChat = `INSERT INTO "Chat" ("id", "ownerId", "title", "titleSource", "systemPrompt", "createdAt", "updatedAt")
       VALUES (@chatId, @ownerId, @title, 'auto', @systemPrompt, @now, @now)
-      ON CONFLICT ("id") DO UPDATE SET "updatedAt" = excluded."updatedAt"`;
+      ON CONFLICT ("ownerId", "id") DO UPDATE SET "updatedAt" = excluded."updatedAt"`;
     this.createChat = database.prepare(insertChat);
     this.createChatWithPrompt = database.prepare(`${insertChat}, "systemPrompt" = excluded."systemPrompt"`);
     // Titles are set once, from the first message, unless a user already chose one.
     this.titleIfNone = database.prepare(
-      `UPDATE "Chat" SET "title" = @title, "titleSource" = 'auto', "updatedAt" = @now WHERE "id" = @chatId AND "title" IS NULL`,
+      `UPDATE "Chat" SET "title" = @title, "titleSource" = 'auto', "updatedAt" = @now
+       WHERE "ownerId" = @ownerId AND "id" = @chatId AND "title" IS NULL`,
     );
     this.insertMessage = database.prepare(
-      `INSERT INTO "Message" ("id", "chatId", "role", "content", "status", "tokenCount", "usageEstimated", "model",
+      `INSERT INTO "Message" ("id", "ownerId", "chatId", "role", "content", "status", "tokenCount", "usageEstimated", "model",
          "systemPromptHash", "createdAt", "updatedAt")
-       VALUES (@id, @chatId, @role, @content, @status, @tokenCount, 0, @model, @systemPromptHash, @now, @now)`,
+       VALUES (@id, @ownerId, @chatId, @role, @content, @status, @tokenCount, 0, @model, @systemPromptHash, @now, @now)`,
     );
     this.progress = database.prepare(
       `UPDATE "Message" SET "content" = @content, "updatedAt" = @now WHERE "id" = @messageId AND "status" = 'streaming'`,
@@ -96,33 +96,33 @@ export class SqliteTurnStatements {
          "titleSource" = CASE WHEN @setTitle THEN 'user' ELSE "titleSource" END,
          "systemPrompt" = CASE WHEN @setPrompt THEN @systemPrompt ELSE "systemPrompt" END,
          "updatedAt" = @now
-       WHERE "id" = @chatId AND "ownerId" = @ownerId`,
+       WHERE "ownerId" = @ownerId AND "id" = @chatId`,
     );
     this.generatedTitle = database.prepare(
       `UPDATE "Chat" SET "title" = @title, "titleSource" = 'model', "updatedAt" = @now
-       WHERE "id" = @chatId AND "titleSource" IS NOT 'user'`,
+       WHERE "ownerId" = @ownerId AND "id" = @chatId AND "titleSource" IS NOT 'user'`,
     );
     this.deleteMessages = database.prepare(
-      `DELETE FROM "Message" WHERE "chatId" = @chatId AND EXISTS (SELECT 1 FROM "Chat" WHERE "id" = @chatId AND "ownerId" = @ownerId)`,
+      `DELETE FROM "Message" WHERE "ownerId" = @ownerId AND "chatId" = @chatId`,
     );
-    this.deleteChatRow = database.prepare(`DELETE FROM "Chat" WHERE "id" = @chatId AND "ownerId" = @ownerId`);
+    this.deleteChatRow = database.prepare(`DELETE FROM "Chat" WHERE "ownerId" = @ownerId AND "id" = @chatId`);
     this.keysByPrefix = database.prepare<[string], KeyRow>(
       `SELECT "id", "name", "prefix", "hash", "createdAt", "revokedAt" FROM "ApiKey" WHERE "prefix" = ?`,
     );
 
     // One snapshot, so the count and the messages agree even if another process writes between them.
-    this.readRecent = database.transaction((chatId: string, limit: number) => {
-      const head = this.chatHead.get(chatId);
-      return head ? { head, rows: this.recentMessages.all(chatId, limit) } : undefined;
+    this.readRecent = database.transaction((chatId: string, ownerId: string, limit: number) => {
+      const head = this.chatHead.get(ownerId, chatId);
+      return head ? { head, rows: this.recentMessages.all(ownerId, chatId, limit) } : undefined;
     });
     this.writeTurn = database.transaction((turn: NewTurn, now: string) => {
       const { chatId, ownerId, systemPrompt, title, reply } = turn;
       const chat = { chatId, ownerId, title, systemPrompt: systemPrompt ?? null, now };
       // The prompt changes only when a turn sends one; every turn touches updatedAt ("latest activity").
       (systemPrompt === undefined ? this.createChat : this.createChatWithPrompt).run(chat);
-      this.titleIfNone.run({ chatId, title, now });
+      this.titleIfNone.run({ chatId, ownerId, title, now });
       for (const row of newMessageRows(turn)) this.insertMessage.run({ ...row, model: null, systemPromptHash: null, now });
-      this.insertMessage.run({ ...reply, chatId, role: 'assistant', content: '', status: 'streaming', tokenCount: null, now });
+      this.insertMessage.run({ ...reply, chatId, ownerId, role: 'assistant', content: '', status: 'streaming', tokenCount: null, now });
     });
     this.removeChat = database.transaction((chatId: string, ownerId: string) => {
       this.deleteMessages.run({ chatId, ownerId });
@@ -130,30 +130,27 @@ export class SqliteTurnStatements {
     });
   }
 
-  loadRecent(chatId: string, limit: number) {
-    const found = this.readRecent(chatId, limit);
+  loadRecent(chatId: string, ownerId: string, limit: number) {
+    const found = this.readRecent(chatId, ownerId, limit);
     if (!found) return null;
     const { head, rows } = found;
     return { ...head, messages: rows.reverse().map(toStoredMessage) };
   }
 
-  chatOwner(chatId: string): string | null {
-    return this.owner.get(chatId) ?? null;
-  }
-
   beginTurn(turn: NewTurn): void {
-    this.writeTurn(turn, timestamp());
+    // IMMEDIATE takes the write lock first: a deferred transaction that read first could find the
+    // lock taken after its read, and then no wait would help.
+    this.writeTurn.immediate(turn, timestamp());
   }
 
   saveProgress(messageId: string, content: string): void {
     this.progress.run({ messageId, content, now: timestamp() });
   }
 
-  /** @throws Error when the reply's row is gone. */
-  finishReply(messageId: string, reply: FinishedReply): void {
+  /** @returns false when the reply's row is gone. */
+  finishReply(messageId: string, reply: FinishedReply): boolean {
     const columns = finishedReplyColumns(reply);
-    const { changes } = this.finish.run({ ...columns, usageEstimated: columns.usageEstimated ? 1 : 0, messageId, now: timestamp() });
-    if (changes === 0) throw new Error(`No message ${messageId} to finish`);
+    return this.finish.run({ ...columns, usageEstimated: columns.usageEstimated ? 1 : 0, messageId, now: timestamp() }).changes > 0;
   }
 
   interruptAbandonedReplies(): number {
@@ -175,12 +172,12 @@ export class SqliteTurnStatements {
     );
   }
 
-  setGeneratedTitle(chatId: string, title: string): void {
-    this.generatedTitle.run({ chatId, title, now: timestamp() });
+  setGeneratedTitle(chatId: string, ownerId: string, title: string): void {
+    this.generatedTitle.run({ chatId, ownerId, title, now: timestamp() });
   }
 
   deleteChat(chatId: string, ownerId: string): boolean {
-    return this.removeChat(chatId, ownerId);
+    return this.removeChat.immediate(chatId, ownerId);
   }
 
   findKeysByPrefix(prefix: string): ApiKeyRecord[] {
