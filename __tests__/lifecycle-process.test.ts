@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -5,12 +6,14 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { PROJECT_ROOT } from '../src/build-service';
 import { ChatService, type TurnRequest } from '../src/chat/chat-service';
 import type { ChatStore } from '../src/chat/ports';
 import { createLogger } from '../src/logging/create-logger';
 import { createTokenCounter } from '../src/llm/token-counter';
 import { startFakeUpstream, type FakeUpstream } from './support/fake-upstream';
-import { listeningPort, serviceEnvironment, startServer, stopServers, withDeadline } from './support/server-process';
+import { listeningPort, serviceEnvironment, startServer, stopServers, TSX_LOADER, withDeadline } from './support/server-process';
+import { eventually } from './support/chat-client';
 import { parseSse } from './support/sse';
 import { startTestService } from './support/test-service';
 
@@ -150,6 +153,18 @@ function readMessages(databasePath: string, chatId: string): MessageRow[] {
   }
 }
 
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** Runs the keys CLI from source, as `npm run keys` does. */
+function runKeysCli(args: string[], environment: NodeJS.ProcessEnv) {
+  return spawnSync(process.execPath, ['--import', TSX_LOADER, path.join(PROJECT_ROOT, 'src', 'cli', 'keys.ts'), ...args], {
+    env: environment,
+    encoding: 'utf8',
+  });
+}
+
 function userTurn(chatId: string, content: string): TurnRequest {
   return { chatId, ownerId: 'local', messages: [{ role: 'user', content }] };
 }
@@ -243,6 +258,45 @@ describe('the server process across stops', () => {
     expect(saved.slice(0, surelySaved.length)).toBe(surelySaved);
     expect(messages.map(({ id, role, content, status, finishReason }) => ({ id, role, content, status, finishReason }))).toEqual(rows);
   }, 30_000);
+
+  test('a second server on the same database exits 1 naming the owner before touching any row; the keys CLI works beside the owner; after SIGKILL a restart is not refused', async () => {
+    const environment = environmentWith('');
+    upstream.enqueue({ kind: 'stream', content: ['Still ', 'going'], ending: 'stall', cutAfter: 1 });
+    const chatId = randomUUID();
+    const owner = startServer(directory, environment);
+    const stream = await openChatStream(`http://127.0.0.1:${await listeningPort(owner)}`, userTurn(chatId, 'Hold on'));
+    await stream.waitFor(() => stream.deltas().length === 1);
+    // Once the checkpoint has landed, nothing changes the rows until the reply goes on.
+    const during = await eventually(() => {
+      const rows = readMessages(databasePath, chatId);
+      return rows[1]?.content === 'Still ' ? rows : undefined;
+    });
+    expect(during.map((row) => row.status)).toEqual(['completed', 'streaming']);
+
+    const second = startServer(directory, environment);
+    expect(await second.waitForExit(15_000)).toEqual({ code: 1, signal: null });
+    expect(second.stderr()).toMatch(
+      new RegExp(
+        `^Cannot start: the database ${escapeRegExp(databasePath)} is in use by server process ${owner.child.pid} on this machine, ` +
+          'running since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\. One server owns a SQLite file at a time: stop that one first, ' +
+          'or give this one its own DATABASE_URL\\.\\n$',
+      ),
+    );
+    expect(second.logs).toEqual([]);
+    // The live reply was not swept as interrupted, and it still streams.
+    expect(readMessages(databasePath, chatId)).toEqual(during);
+    expect(stream.isEnded()).toBe(false);
+
+    const created = runKeysCli(['create', '--name', 'beside-the-server', '--json'], environment);
+    expect({ status: created.status, stderr: created.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'beside-the-server', key: expect.stringMatching(/^lss_/) });
+
+    owner.child.kill('SIGKILL');
+    expect(await owner.waitForExit()).toEqual({ code: null, signal: 'SIGKILL' });
+    const restarted = startServer(directory, environment);
+    await listeningPort(restarted);
+    expect(readMessages(databasePath, chatId).map((row) => row.status)).toEqual(['completed', 'interrupted']);
+  }, 45_000);
 
   test('SIGTERM mid-stream lets the reply finish and the process exit 0.', async () => {
     const pieces = Array.from({ length: 40 }, (_, index) => `p${String(index).padStart(2, '0')} `);

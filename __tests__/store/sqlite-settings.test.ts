@@ -1,12 +1,12 @@
 /**
- * SQLite runs in WAL mode with a busy timeout: a turn that finds the database locked by another
- * process (the keys CLI, a backup, `make db-shell`) waits for the lock instead of failing.
+ * SQLite runs in WAL mode, and a turn that finds the database locked by another process (the keys
+ * CLI, a backup, `make db-shell`) waits for the lock instead of failing (database-locked.test.ts
+ * shows that the waiting stops nothing else).
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
+import { holdWriteLock } from '../support/sqlite-lock';
 import { startTestService, type TestService } from '../support/test-service';
 
 let upstream: FakeUpstream;
@@ -21,23 +21,6 @@ afterAll(async () => {
   await service.close();
   await upstream.close();
 });
-
-/** Another process takes the write lock, says "locked", holds it for `holdMs`, then commits. */
-async function holdWriteLock(databasePath: string, holdMs: number) {
-  const script = `
-    const Database = require('better-sqlite3');
-    const database = new Database(process.argv[1]);
-    database.exec('BEGIN IMMEDIATE');
-    database.prepare('UPDATE "ApiKey" SET "name" = "name"').run();
-    process.stdout.write('locked\\n');
-    setTimeout(() => { database.exec('COMMIT'); process.stdout.write('released\\n'); database.close(); }, Number(process.argv[2]));
-  `;
-  const child = spawn(process.execPath, ['-e', script, databasePath, String(holdMs)], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  child.stdout.setEncoding('utf8').on('data', (text: string) => lines.push(...text.trim().split('\n')));
-  while (!lines.includes('locked')) await new Promise((resolve) => setTimeout(resolve, 10));
-  return { lines, exited: once(child, 'exit') };
-}
 
 test('the database file is in WAL mode', () => {
   expect(service.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);

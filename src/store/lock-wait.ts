@@ -31,13 +31,14 @@ export async function waitForLock<T>(operation: () => T | Promise<T>, waitMs: nu
       return await operation();
     } catch (error) {
       if (!isLockError(error)) throw error;
-      if (Date.now() + pause > deadline) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) {
         throw new AppError('service_unavailable', 'The database is locked by another process; retry shortly.', {
           cause: error,
           retryAfterSeconds: 2,
         });
       }
+      await sleep(Math.min(pause, remaining));
     }
-    await sleep(pause);
   }
 }
