@@ -79,6 +79,13 @@ test('while another process holds the lock for 6 s, /healthz answers at once, th
   expect(text).toMatch(/data: \{"type":"finish","finishReason":"stop",.*\n\nid: \d+\ndata: \[DONE\]\n\n$/);
   expect(text).not.toContain('"type":"error"');
   expect(reply(chatId)!.status).toBe('streaming');
+  // The chat's next turn must not start on a history whose last reply is not stored yet.
+  const next = await postChat(service.url, userTurn(chatId, 'Next'));
+  expect({ status: next.status, retryAfter: next.headers.get('retry-after'), body: next.json() }).toEqual({
+    status: 503,
+    retryAfter: '1',
+    body: { error: { code: 'service_unavailable', message: 'The previous reply of this chat is still being saved; retry shortly.' } },
+  });
 
   await lock.exited;
   await probing;
@@ -95,9 +102,9 @@ test('while another process holds the lock for 6 s, /healthz answers at once, th
   const chat = await fetch(`${service.url}/api/chats/${chatId}`).then((response) => response.json());
   expect(chat).toMatchObject({ lastReplyStatus: 'completed', messageCount: 2 });
   expect(service.query(`SELECT COUNT(*) AS count FROM "Chat" WHERE "id" = ?`, otherChat)).toEqual([{ count: 0 }]);
-  // The only errors logged are the refused request's: the reply was never given up on.
-  const refusedId = refused.headers.get('x-request-id')!;
-  expect(service.logs.filter((line) => line.includes('"level":50') && !line.includes(refusedId))).toEqual([]);
+  // The only errors logged are the refused requests': the reply was never given up on.
+  const refusedIds = [refused, next].map((answer) => answer.headers.get('x-request-id')!);
+  expect(service.logs.filter((line) => line.includes('"level":50') && !refusedIds.some((id) => line.includes(id)))).toEqual([]);
 }, 20_000);
 
 test('when the lock outlasts reply_save_retry_seconds, the last checkpoint is kept, the log says what was lost, and a restart marks it interrupted', async () => {
