@@ -7,10 +7,16 @@ import { methodNotAllowed } from './error-handler';
 import { parseInput } from './parse-input';
 import { streamGeneration } from './sse-response';
 
-export function chatRoutes(chat: ChatService, options: { heartbeatMs: number; limits: ShapeLimits }): Router {
+export interface ChatRouteOptions {
+  heartbeatMs: number;
+  slowReaderMs: number;
+  limits: ShapeLimits;
+}
+
+export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router {
   const router = Router();
   const requestSchema = chatRequestSchema(options.limits);
-  const { heartbeatMs } = options;
+  const { heartbeatMs, slowReaderMs } = options;
 
   router.post('/api/chat', async (request, response) => {
     if (!request.is('application/json')) {
@@ -22,7 +28,7 @@ export function chatRoutes(chat: ChatService, options: { heartbeatMs: number; li
     response.on('close', () => clientGone.abort());
     const turn = { ...body, ownerId: ownerOf(response) };
     const generation = await chat.startTurn(turn, clientGone.signal, request.log.child({ chatId: body.chatId }));
-    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs });
+    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs, slowReaderMs, log: request.log });
   });
   router.all('/api/chat', methodNotAllowed(['POST']));
 
@@ -35,7 +41,7 @@ export function chatRoutes(chat: ChatService, options: { heartbeatMs: number; li
       response.status(204).end();
       return;
     }
-    streamGeneration(generation, response, { lastEventId, heartbeatMs });
+    streamGeneration(generation, response, { lastEventId, heartbeatMs, slowReaderMs, log: request.log });
   });
 
   router.delete('/api/chat/:chatId/stream', async (request, response) => {

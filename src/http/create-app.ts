@@ -46,6 +46,7 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(
     chatRoutes(chat, {
       heartbeatMs: config.streaming.heartbeat_seconds * 1000,
+      slowReaderMs: config.streaming.slow_reader_timeout_seconds * 1000,
       limits: { maxMessages: limits.max_messages_per_request, maxCharacters: limits.max_message_characters },
     }),
   );
