@@ -4,6 +4,7 @@ import { AppError } from '../errors/app-error';
 import { ownerOf } from './authenticate';
 import { chatIdSchema, chatRequestSchema, lastEventIdSchema, type ShapeLimits } from './chat-request-schema';
 import { methodNotAllowed } from './error-handler';
+import type { StreamAdmission } from './open-stream-limit';
 import { parseInput } from './parse-input';
 import { streamGeneration } from './sse-response';
 
@@ -11,18 +12,22 @@ export interface ChatRouteOptions {
   heartbeatMs: number;
   slowReaderMs: number;
   limits: ShapeLimits;
+  /** Counts each event stream against its key's open streams; undefined (auth off): no limit. */
+  admitStream: StreamAdmission | undefined;
 }
 
 export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router {
   const router = Router();
   const requestSchema = chatRequestSchema(options.limits);
-  const { heartbeatMs, slowReaderMs } = options;
+  const { heartbeatMs, slowReaderMs, admitStream } = options;
 
   router.post('/api/chat', async (request, response) => {
     if (!request.is('application/json')) {
       throw new AppError('unsupported_media_type', 'Send the request body as JSON with Content-Type: application/json.');
     }
     const body = parseInput(requestSchema, request.body, 'chat request');
+    // Before the turn is stored or sent upstream.
+    admitStream?.(response);
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
     response.on('close', () => clientGone.abort());
@@ -41,6 +46,7 @@ export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router
       response.status(204).end();
       return;
     }
+    admitStream?.(response);
     streamGeneration(generation, response, { lastEventId, heartbeatMs, slowReaderMs, log: request.log });
   });
 
