@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { eventually, openSse, postChat, userTurn, type SseConnection } from '../support/chat-client';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { eventually, openChatStream, openSse, postChat, userTurn, type SseConnection } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { connectUnread, parseResponse, type UnreadConnection } from '../support/raw-http';
 import { rebuildText } from '../support/sse';
@@ -133,6 +135,60 @@ describe('slow readers', () => {
     expect(logLines().filter((line) => line.msg === SLOW_READER_LINE)).toEqual([]);
   });
 });
+
+describe('ended replies are freed', () => {
+  test('once its slow reader is disconnected, nothing keeps the ended reply and its parts in memory', async () => {
+    await start({ configToml: '[streaming]\nslow_reader_timeout_seconds = 1\n' });
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: largeReply(), firstFrameDelayMs: 300 });
+    await postUnread(chatId);
+    const generation = await weakGeneration(chatId);
+
+    await waitForLog(SLOW_READER_LINE, chatId);
+    await collected(generation);
+  });
+
+  test('while a title is being made for the chat, the ended reply it is made from is not held', async () => {
+    await start({ configToml: '[chat]\ngenerate_titles = true\n' });
+    const chatId = randomUUID();
+    // The title request gets no answer: it lasts as long as the test.
+    upstream.enqueue({ kind: 'stream', content: ['A ', 'reply'], firstFrameDelayMs: 300 }, { kind: 'stream', content: [], ending: 'stall' });
+    const stream = await openChatStream(service.url, userTurn(chatId, 'Hello'));
+    connections.push(stream);
+    const generation = await weakGeneration(chatId);
+    await stream.readToEnd();
+    await eventually(() => (upstream.requests.length === 2 ? true : undefined));
+
+    await collected(generation);
+    expect(upstream.activeStreams()).toBe(1);
+  });
+});
+
+/** The chat's running generation, held weakly (no frame of this test keeps it). */
+async function weakGeneration(chatId: string) {
+  for (;;) {
+    const generation = await service.chat.activeGeneration(chatId, 'local');
+    if (generation) return new WeakRef(generation);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+/** Resolves once `reference`'s target has been garbage-collected; fails after a few seconds of trying. */
+async function collected(reference: WeakRef<object>): Promise<void> {
+  const collect = exposeGc();
+  await eventually(() => {
+    collect();
+    return reference.deref() === undefined ? true : undefined;
+  });
+}
+
+/** V8's full garbage collection, without starting the whole suite with --expose-gc. */
+function exposeGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  setFlagsFromString('--no-expose-gc');
+  return gc;
+}
 
 describe('open streams per API key', () => {
   /** Starts a turn as `key` and returns once its first text delta has arrived. */

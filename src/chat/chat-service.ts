@@ -200,13 +200,20 @@ export class ChatService {
   private titleAfterReply(generation: Generation, turn: PreparedTurn, log: Logger): void {
     const question = turn.newMessages.find((message) => message.role === 'user')?.content;
     if (!question) return;
-    void generation.finished
-      .then(async () => {
-        if (generation.status !== 'completed') return;
-        const title = await generateTitle(this.options.provider, question, generation.content, AbortSignal.timeout(30_000));
-        if (title) await this.options.store.setGeneratedTitle(generation.chatId, title);
-      })
-      .catch((error: unknown) => log.warn({ err: error }, 'could not generate a title'));
+    // Only the reply's text goes on to the title request: a closure that outlived the reply here
+    // would keep the generation, and all its parts, for as long as the model takes to answer.
+    void generation.finished.then(() => {
+      if (generation.status === 'completed') void this.saveTitle(generation.chatId, question, generation.content, log);
+    });
+  }
+
+  private async saveTitle(chatId: string, question: string, reply: string, log: Logger): Promise<void> {
+    try {
+      const title = await generateTitle(this.options.provider, question, reply, AbortSignal.timeout(30_000));
+      if (title) await this.options.store.setGeneratedTitle(chatId, title);
+    } catch (error) {
+      log.warn({ err: error }, 'could not generate a title');
+    }
   }
 
   /**
