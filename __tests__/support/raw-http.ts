@@ -120,11 +120,77 @@ export function sendRaw(port: number, bytes: Buffer | string, options: RawOption
   });
 }
 
+/** A connection that reads only when told to, like a client that has stopped reading. */
+export interface UnreadConnection {
+  /** Writes more bytes: another request on the same keep-alive connection. */
+  write(bytes: Buffer | string): void;
+  /**
+   * Reads until the bytes arriving from now on end with `marker` (a whole chunked response ends
+   * with "0\r\n\r\n"), then resolves with everything received since the connection opened;
+   * rejects if the connection ends first.
+   */
+  readUntilEndsWith(marker: string, timeoutMs?: number): Promise<Buffer>;
+  /** Reads until the server ends or resets the connection, then resolves with everything received. */
+  readToClose(timeoutMs?: number): Promise<{ received: Buffer; error: string | undefined }>;
+  destroy(): void;
+}
+
+/**
+ * Writes `bytes` on a new TCP connection to 127.0.0.1:`port` and reads nothing until asked: the
+ * answer piles up in the socket buffers, and then in the server's, as with a client that never reads.
+ */
+export async function connectUnread(port: number, bytes: Buffer | string): Promise<UnreadConnection> {
+  const socket = connect({ host: '127.0.0.1', port });
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.pause();
+  socket.write(bytes);
+  const chunks: Buffer[] = [];
+  // The last bytes received, enough to check a marker without joining megabytes on every chunk.
+  let tail = '';
+  let closed = false;
+  let error: string | undefined;
+  socket.on('error', (reason: NodeJS.ErrnoException) => (error = reason.code ?? reason.message));
+  socket.on('close', () => (closed = true));
+  const read = (done: () => boolean, timeoutMs: number) =>
+    new Promise<Buffer>((resolve, reject) => {
+      const finish = (failure?: Error) => {
+        clearTimeout(timer);
+        socket.off('data', onData).off('close', check).pause();
+        if (failure) reject(failure);
+        else resolve(Buffer.concat(chunks));
+      };
+      const check = () => {
+        if (done()) finish();
+        else if (closed) finish(new Error(`the connection closed first (${error ?? 'no error'}): ${JSON.stringify(tail)}`));
+      };
+      const onData = (chunk: Buffer) => {
+        chunks.push(chunk);
+        tail = (tail + chunk.toString('latin1')).slice(-256);
+        check();
+      };
+      const timer = setTimeout(() => finish(new Error(`not received in ${timeoutMs} ms: ${JSON.stringify(tail)}`)), timeoutMs);
+      socket.on('data', onData).on('close', check).resume();
+      check();
+    });
+  return {
+    write: (more) => void socket.write(more),
+    readUntilEndsWith(marker, timeoutMs = 10_000) {
+      tail = '';
+      return read(() => tail.endsWith(marker), timeoutMs);
+    },
+    async readToClose(timeoutMs = 10_000) {
+      const received = await read(() => closed, timeoutMs);
+      return { received, error };
+    },
+    destroy: () => socket.destroy(),
+  };
+}
+
 /**
  * One HTTP/1.1 response from the start of `bytes`, or undefined while it is incomplete. With
  * `wholeRest`, the body is everything after the headers.
  */
-function parseResponse(bytes: Buffer, wholeRest = false): RawExchange | undefined {
+export function parseResponse(bytes: Buffer, wholeRest = false): RawExchange | undefined {
   const headEnd = bytes.indexOf('\r\n\r\n');
   if (headEnd === -1) return undefined;
   const [statusLine = '', ...lines] = bytes.subarray(0, headEnd).toString('latin1').split('\r\n');

@@ -213,13 +213,20 @@ export class ChatService {
   private titleAfterReply(generation: Generation, request: TurnRequest, turn: PreparedTurn, log: Logger): void {
     const question = turn.newMessages.find((message) => message.role === 'user')?.content;
     if (!question) return;
-    void generation.finished
-      .then(async () => {
-        if (generation.status !== 'completed') return;
-        const title = await generateTitle(this.options.provider, question, generation.content, AbortSignal.timeout(30_000));
-        if (title) await this.options.store.setGeneratedTitle(request.chatId, request.ownerId, title);
-      })
-      .catch((error: unknown) => log.warn({ err: error }, 'could not generate a title'));
+    // Only the reply's text goes on to the title request: a closure that outlived the reply here
+    // would keep the generation, and all its parts, for as long as the model takes to answer.
+    void generation.finished.then(() => {
+      if (generation.status === 'completed') void this.saveTitle(request, question, generation.content, log);
+    });
+  }
+
+  private async saveTitle({ chatId, ownerId }: TurnRequest, question: string, reply: string, log: Logger): Promise<void> {
+    try {
+      const title = await generateTitle(this.options.provider, question, reply, AbortSignal.timeout(30_000));
+      if (title) await this.options.store.setGeneratedTitle(chatId, ownerId, title);
+    } catch (error) {
+      log.warn({ err: error }, 'could not generate a title');
+    }
   }
 
   /** The owner's chat's running generation, if its parts are flowing. */

@@ -319,6 +319,9 @@ export class Generation {
     this.ended = true;
     this.append({ type: 'done' });
     this.listeners.clear();
+    // A reader that left while the reply was being saved started a grace timer, which would
+    // otherwise keep this ended generation, and its parts, in memory until it fired.
+    clearTimeout(this.graceTimer);
   }
 
   private append(part: UiMessagePart): void {

@@ -4,25 +4,36 @@ import { AppError } from '../errors/app-error';
 import { ownerOf } from './authenticate';
 import { chatIdSchema, chatRequestSchema, lastEventIdSchema, type ShapeLimits } from './chat-request-schema';
 import { methodNotAllowed } from './error-handler';
+import type { StreamAdmission } from './open-stream-limit';
 import { parseInput } from './parse-input';
 import { streamGeneration } from './sse-response';
 
-export function chatRoutes(chat: ChatService, options: { heartbeatMs: number; limits: ShapeLimits }): Router {
+export interface ChatRouteOptions {
+  heartbeatMs: number;
+  slowReaderMs: number;
+  limits: ShapeLimits;
+  /** Counts each event stream against its key's open streams; undefined (auth off): no limit. */
+  admitStream: StreamAdmission | undefined;
+}
+
+export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router {
   const router = Router();
   const requestSchema = chatRequestSchema(options.limits);
-  const { heartbeatMs } = options;
+  const { heartbeatMs, slowReaderMs, admitStream } = options;
 
   router.post('/api/chat', async (request, response) => {
     if (!request.is('application/json')) {
       throw new AppError('unsupported_media_type', 'Send the request body as JSON with Content-Type: application/json.');
     }
     const body = parseInput(requestSchema, request.body, 'chat request');
+    // Before the turn is stored or sent upstream.
+    admitStream?.(response);
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
     response.on('close', () => clientGone.abort());
     const turn = { ...body, ownerId: ownerOf(response) };
     const generation = await chat.startTurn(turn, clientGone.signal, request.log.child({ chatId: body.chatId }));
-    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs });
+    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs, slowReaderMs, log: request.log });
   });
   router.all('/api/chat', methodNotAllowed(['POST']));
 
@@ -35,7 +46,8 @@ export function chatRoutes(chat: ChatService, options: { heartbeatMs: number; li
       response.status(204).end();
       return;
     }
-    streamGeneration(generation, response, { lastEventId, heartbeatMs });
+    admitStream?.(response);
+    streamGeneration(generation, response, { lastEventId, heartbeatMs, slowReaderMs, log: request.log });
   });
 
   router.delete('/api/chat/:chatId/stream', async (request, response) => {

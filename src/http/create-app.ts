@@ -12,6 +12,7 @@ import { chatRoutes } from './chat-routes';
 import { conversationRoutes } from './conversation-routes';
 import { errorHandler, notFoundHandler } from './error-handler';
 import { healthRoutes } from './health-routes';
+import { openStreamLimit } from './open-stream-limit';
 import { requestLogging } from './request-logging';
 import { requestsPerMinute } from './rate-limits';
 import { crossOrigin, securityHeaders } from './security';
@@ -46,7 +47,9 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(
     chatRoutes(chat, {
       heartbeatMs: config.streaming.heartbeat_seconds * 1000,
+      slowReaderMs: config.streaming.slow_reader_timeout_seconds * 1000,
       limits: { maxMessages: limits.max_messages_per_request, maxCharacters: limits.max_message_characters },
+      admitStream: keys ? openStreamLimit(limits.max_open_streams || 4 * limits.concurrent_streams) : undefined,
     }),
   );
   app.use(conversationRoutes(conversations));

@@ -1,6 +1,8 @@
 import type { Response } from 'express';
+import type { Logger } from 'pino';
 import type { Generation } from '../chat/generation';
 import type { StreamEntry } from '../chat/ui-message-part';
+import { startSlowReaderDeadline } from './slow-reader-deadline';
 
 /** Headers of every UI message stream response. */
 export const SSE_HEADERS = {
@@ -28,11 +30,15 @@ export interface StreamOptions {
   lastEventId: number;
   /** Send a heartbeat comment after this long without any other frame. */
   heartbeatMs: number;
+  /** Once the reply has ended, how long the client has to take the rest before it is disconnected. */
+  slowReaderMs: number;
+  log: Logger;
 }
 
 /**
  * Sends `generation`'s parts after `lastEventId` to `response`, then follows it live until it
- * ends. Writes wait while the client is slow, so it holds back only its own copy of the stream.
+ * ends. Writes wait while the client is slow, so it holds back only its own copy of the stream;
+ * once the reply has ended, a client still behind after `slowReaderMs` is disconnected.
  * A response that closes early unsubscribes; the generation decides what that means.
  */
 export function streamGeneration(generation: Generation, response: Response, options: StreamOptions): void {
@@ -40,6 +46,7 @@ export function streamGeneration(generation: Generation, response: Response, opt
   let cursor = options.lastEventId;
   let waitingForClient = false;
   let written = false;
+  let deadlineStarted = false;
   // Writes made and writes handed to the socket: when they are equal, nothing of ours is buffered.
   let writes = 0;
   let flushedWrites = 0;
@@ -70,7 +77,14 @@ export function streamGeneration(generation: Generation, response: Response, opt
   }, options.heartbeatMs);
 
   const pump = () => {
-    if (waitingForClient || response.writableEnded || response.destroyed) return;
+    if (response.writableEnded || response.destroyed) return;
+    // The deadline runs from the end of the reply: from then on only its readers keep the
+    // generation and its parts in memory. While the reply runs, writes just wait for a slow reader.
+    if (generation.isEnded && !deadlineStarted) {
+      deadlineStarted = true;
+      startSlowReaderDeadline(response, { timeoutMs: options.slowReaderMs, chatId: generation.chatId, log: options.log });
+    }
+    if (waitingForClient) return;
     const entries = generation.entriesAfter(cursor);
     if (entries.length > 0) {
       let chunk = '';
