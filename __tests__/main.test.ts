@@ -1,7 +1,9 @@
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { serviceEnvironment, startServer, stopServers } from './support/server-process';
+import { PROJECT_ROOT } from '../src/build-service';
+import { startFakeUpstream } from './support/fake-upstream';
+import { listeningPort, serviceEnvironment, startServer, stopServers } from './support/server-process';
 
 const SIMULATOR_WARNING =
   'No model provider is configured: replies come from the built-in SIMULATOR. ' +
@@ -178,5 +180,60 @@ describe('main (the server process)', () => {
 
     server.child.kill('SIGTERM');
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+  }, 30_000);
+
+  test('a .env copied from .env.example overrides none of the CONFIG_PATH settings', async () => {
+    copyFileSync(path.join(PROJECT_ROOT, '.env.example'), path.join(directory, '.env'));
+    const databasePath = path.join(directory, 'from-toml', 'chat.db');
+    const configPath = path.join(directory, 'local.toml');
+    writeFileSync(
+      configPath,
+      [
+        '[server]',
+        'port = 0',
+        'host = "127.0.0.1"',
+        '[auth]',
+        'enabled = false',
+        '[database]',
+        `url = ${JSON.stringify(`file:${databasePath}`)}`,
+        '[logging]',
+        'level = "debug"',
+        '[openai]',
+        'api_version = "2025-01-01-preview"',
+        '',
+      ].join('\n'),
+    );
+    // The provider comes from the real environment, as an operator would fill it in.
+    const upstream = await startFakeUpstream();
+    try {
+      const server = startServer(
+        directory,
+        serviceEnvironment({
+          CONFIG_PATH: configPath,
+          AZURE_OPENAI_API_KEY: upstream.apiKey,
+          AZURE_OPENAI_ENDPOINT: upstream.url,
+          AZURE_OPENAI_DEPLOYMENT_NAME: upstream.deployment,
+        }),
+      );
+      const port = await listeningPort(server);
+      const response = await fetch(`http://127.0.0.1:${port}/api/chat`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ chatId: '123e4567-e89b-42d3-a456-426614174000', messages: [{ role: 'user', content: 'Hi' }] }),
+      });
+      expect(response.status).toBe(200);
+      expect(await response.text()).toContain('data: [DONE]');
+
+      expect(upstream.requests.map((request) => request.path)).toEqual([
+        `/openai/deployments/${upstream.deployment}/chat/completions?api-version=2025-01-01-preview`,
+      ]);
+      expect(server.logs.find((line) => line.msg === 'upstream context')).toMatchObject({ level: 20 });
+      expect(existsSync(databasePath)).toBe(true);
+      expect(existsSync(path.join(directory, 'data'))).toBe(false);
+      server.child.kill('SIGTERM');
+      expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+    } finally {
+      await upstream.close();
+    }
   }, 30_000);
 });
