@@ -96,7 +96,7 @@ function readStartLines(logPath: string): { apiKey: string; port: number } | und
 /** The last lines of the service's log, to show when the run fails. */
 export function logTail(service: ServiceProcess, lines = 15): string {
   try {
-    // Lines cut at 400 characters: pino-http's request lines carry every response header.
+    // Lines cut at 400 characters: an error's stack would fill the screen.
     const tail = readFileSync(service.logPath, 'utf8').trimEnd().split('\n').slice(-lines);
     return tail.map((line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line)).join('\n');
   } catch {
