@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
+import type { Logger } from 'pino';
+import type { ApiKeyRecord } from './auth/api-keys';
 import { buildService, PROJECT_ROOT } from './build-service';
 import { ConfigError } from './config/config-error';
 import { loadConfig } from './config/load-config';
@@ -25,13 +27,7 @@ async function main(): Promise<void> {
   const { app, chat, store, provider, keys, appliedMigrations } = await buildService({ config, providerSettings, logger });
   if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
   const firstKey = await keys?.createFirstKey();
-  if (firstKey) {
-    // The one time this key is shown: it is stored only as a hash.
-    logger.warn(
-      `First start: created the API key "default": ${firstKey} . Send it as "Authorization: Bearer <key>". ` +
-        'It is not shown again. Create more with: npm run keys -- create --name NAME',
-    );
-  }
+  if (firstKey) showFirstKey(firstKey, logger);
 
   const server = createHttpServer(app);
   // An open service without keys stays on this machine unless HOST says otherwise.
@@ -60,6 +56,20 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * Shows the key made at the first start, the one time it exists in clear (only its hash is
+ * stored): on stderr, whatever the log level, and never in the log, whose files are kept and
+ * shipped where a secret does not belong. The log records that it was created, and its id.
+ */
+function showFirstKey({ key, record }: { key: string; record: ApiKeyRecord }, logger: Logger): void {
+  // The space before the period keeps it out of a double-click selection of the key.
+  process.stderr.write(
+    `First start: created the API key "${record.name}": ${key} . Send it as "Authorization: Bearer <key>". ` +
+      'It is not shown again. Create more with: npm run keys -- create --name NAME\n',
+  );
+  logger.info({ keyId: record.id }, `created the first API key "${record.name}"; it is shown once, on stderr`);
 }
 
 /** 127.0.0.0/8 and ::1 in any spelling, IPv4-mapped (::ffff:127.0.0.1) included. */
