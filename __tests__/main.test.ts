@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -315,3 +315,68 @@ describe('main (the server process)', () => {
     }
   }, 30_000);
 });
+
+describe('main, when it cannot listen', () => {
+  let directory: string;
+  let occupier: Server | undefined;
+
+  beforeEach(() => {
+    directory = mkdtempSync(path.join(tmpdir(), 'main-listen-test-'));
+  });
+
+  afterEach(async () => {
+    await stopServers();
+    if (occupier) await new Promise((resolve) => occupier!.close(resolve));
+    occupier = undefined;
+    rmSync(directory, { recursive: true, force: true });
+  });
+
+  /** The rows a later start must leave as they are. */
+  function rowsOf(databasePath: string) {
+    const database = new Database(databasePath, { readonly: true });
+    try {
+      return {
+        keys: database.prepare('SELECT id, name, revokedAt FROM ApiKey ORDER BY createdAt').all(),
+        chats: database.prepare('SELECT id, title FROM Chat ORDER BY id').all(),
+        messages: database.prepare('SELECT id, role, status, content FROM Message ORDER BY chatId, seq').all(),
+      };
+    } finally {
+      database.close();
+    }
+  }
+
+  test('a port already in use: one line on stderr, exit code 1, and the database keeps its rows', async () => {
+    // Its own database (no other process uses it), filled by an earlier run: a key and a chat.
+    const databasePath = path.join(directory, 'chat.db');
+    const earlier = startServer(directory, serviceEnvironment({ PORT: '0', HOST: '127.0.0.1', DATABASE_URL: `file:${databasePath}` }));
+    const key = (await earlier.waitForStderr(FIRST_KEY_LINE))[1]!;
+    const turn = await postHello(await listeningPort(earlier), { authorization: `Bearer ${key}` });
+    expect(await turn.text()).toContain('data: [DONE]');
+    earlier.child.kill('SIGTERM');
+    expect(await earlier.waitForExit(10_000)).toEqual({ code: 0, signal: null });
+    const rows = rowsOf(databasePath);
+    expect(rows.messages).toHaveLength(2);
+
+    occupier = createServer();
+    await new Promise<void>((resolve) => occupier!.listen(0, '127.0.0.1', resolve));
+    const port = (occupier.address() as AddressInfo).port;
+    const server = startServer(directory, serviceEnvironment({ PORT: String(port), HOST: '127.0.0.1', DATABASE_URL: `file:${databasePath}` }));
+
+    expect(await server.waitForExit(15_000)).toEqual({ code: 1, signal: null });
+    expect(server.stderr()).toBe(`port ${port} is already in use on 127.0.0.1; set PORT\n`);
+    expect(server.logs.filter((line) => line.msg === 'listening')).toEqual([]);
+    expect(rowsOf(databasePath)).toEqual(rows);
+  }, 45_000);
+
+  test('a HOST that is not an address of this machine: one line on stderr, exit code 1, and no key made', async () => {
+    const databasePath = path.join(directory, 'chat.db');
+    // 192.0.2.0/24 is reserved for documentation (RFC 5737): no machine has it.
+    const server = startServer(directory, serviceEnvironment({ PORT: '0', HOST: '192.0.2.1', DATABASE_URL: `file:${databasePath}` }));
+
+    expect(await server.waitForExit(15_000)).toEqual({ code: 1, signal: null });
+    expect(server.stderr()).toBe('cannot listen on 192.0.2.1: it is not an address of this machine; set HOST\n');
+    // The first key is made once the port is open, so that it is not shown by a start that fails.
+    expect(rowsOf(databasePath).keys).toEqual([]);
+  }, 30_000);
+});
+

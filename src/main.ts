@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -8,6 +9,7 @@ import { ConfigError } from './config/config-error';
 import { loadConfig } from './config/load-config';
 import { resolveProvider } from './config/resolve-provider';
 import { createHttpServer } from './http/create-server';
+import { describeListenFailure } from './http/describe-listen-failure';
 import { createLogger } from './logging/create-logger';
 
 /** The only module that reads the environment and listens. */
@@ -26,8 +28,6 @@ async function main(): Promise<void> {
 
   const { app, chat, store, provider, keys, appliedMigrations } = await buildService({ config, providerSettings, logger });
   if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
-  const firstKey = await keys?.createFirstKey();
-  if (firstKey) showFirstKey(firstKey, logger);
 
   const server = createHttpServer(app);
   // An open service without keys stays on this machine unless HOST says otherwise.
@@ -35,27 +35,54 @@ async function main(): Promise<void> {
   if (!config.auth.enabled && !isLoopback(host)) {
     logger.warn({ host }, 'Auth is off and the service listens beyond this machine: anyone who can reach it can use it and read every chat');
   }
-  server.listen(config.server.port, host, () => {
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.server.port;
-    logger.info({ host, port, auth: config.auth.enabled, provider: provider.name, model: provider.model }, 'listening');
-  });
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
+  // Before the 'listening' line: whoever waits for it may send a signal at once.
+  stopOnSignals(logger, async () => {
     // No new connections; open streams get the grace period to finish, then are stopped.
     server.close();
     await chat.shutdown(config.streaming.shutdown_grace_seconds * 1000);
     server.closeAllConnections();
     await store.close();
+  });
+  try {
+    await listen(server, config.server.port, host);
+  } catch (error) {
+    // A setting to change, not a bug: one line that says which, without a stack to bury it.
+    process.stderr.write(`${describeListenFailure(error as NodeJS.ErrnoException, { host, port: config.server.port })}\n`);
+    await store.close();
+    process.exit(1);
+  }
+  // Made once the port is open: a start that cannot listen must not show a key and then fail.
+  const firstKey = await keys?.createFirstKey();
+  if (firstKey) showFirstKey(firstKey, logger);
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  logger.info({ host, port, auth: config.auth.enabled, provider: provider.name, model: provider.model }, 'listening');
+}
+
+/** On the first SIGTERM or SIGINT, runs `shutdown`, then exits 0; later signals wait for it. */
+function stopOnSignals(logger: Logger, shutdown: () => Promise<void>): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await shutdown();
     logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** Resolves once `server` listens on `host`:`port`; rejects with the error `listen` emitted. */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }
 
 /**
