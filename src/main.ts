@@ -59,7 +59,7 @@ async function main(): Promise<void> {
   logger.info({ host, port, auth: config.auth.enabled, provider: provider.name, model: provider.model }, 'listening');
 }
 
-/** On the first SIGTERM or SIGINT, runs `shutdown`, then exits 0; later signals wait for it. */
+/** On the first SIGTERM or SIGINT, runs `shutdown`, then exits 0; signals while it runs are ignored. */
 function stopOnSignals(logger: Logger, shutdown: () => Promise<void>): void {
   let stopping = false;
   const stop = async (signal: string) => {
@@ -91,7 +91,6 @@ function listen(server: Server, port: number, host: string): Promise<void> {
  * shipped where a secret does not belong. The log records that it was created, and its id.
  */
 function showFirstKey({ key, record }: { key: string; record: ApiKeyRecord }, logger: Logger): void {
-  // The space before the period keeps it out of a double-click selection of the key.
   process.stderr.write(
     `First start: created the API key "${record.name}": ${key} . Send it as "Authorization: Bearer <key>". ` +
       'It is not shown again. Create more with: npm run keys -- create --name NAME\n',
