@@ -25,7 +25,7 @@ const SERVICE_VARIABLES = /^(AZURE_|OPENAI_)|^(NODE_ENV|NODE_OPTIONS|PORT|HOST|D
 
 /**
  * Starts the production build (`node dist/main.js`) against the paced upstream, with a fresh
- * SQLite file in `runDir`, and waits for its first-start API key and its port in the log.
+ * SQLite file in `runDir`, and waits for its first-start API key (on stderr) and its port (in the log).
  *
  * Its working directory is `runDir`, so a developer's `.env` is not read. Its stdout (pino JSON)
  * goes to a file: a pipe the orchestrator is slow to drain could block the service's logging.
@@ -67,16 +67,19 @@ export async function startService(runDir: string, upstream: { url: string; apiK
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`the service exited at start: ${readFileSync(errPath, 'utf8').trim() || '(no stderr)'}`);
     }
-    const started = readStartLines(logPath);
+    const started = readStartLines(logPath, errPath);
     if (started) return { child, pid: child.pid!, ...started, databasePath, logPath };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error('the service did not log its API key and "listening" within 30 s');
+  throw new Error('the service did not print its API key and log "listening" within 30 s');
 }
 
-/** The API key of the first-start line and the port of the "listening" line, once both are logged. */
-function readStartLines(logPath: string): { apiKey: string; port: number } | undefined {
-  let apiKey: string | undefined;
+/**
+ * The API key the first start prints on stderr (never in the log) and the port of the "listening"
+ * log line, once both are written.
+ */
+function readStartLines(logPath: string, errPath: string): { apiKey: string; port: number } | undefined {
+  const apiKey = /^First start: created the API key "default": (lss_[A-Za-z0-9_-]+) \./m.exec(readFileSync(errPath, 'utf8'))?.[1];
   let port: number | undefined;
   for (const line of readFileSync(logPath, 'utf8').split('\n')) {
     if (!line.startsWith('{')) continue;
@@ -86,9 +89,7 @@ function readStartLines(logPath: string): { apiKey: string; port: number } | und
     } catch {
       continue; // a line still being written
     }
-    const msg = typeof entry.msg === 'string' ? entry.msg : '';
-    apiKey ??= /^First start: created the API key "default": (lss_[A-Za-z0-9_-]+) \./.exec(msg)?.[1];
-    if (msg === 'listening' && typeof entry.port === 'number') port = entry.port;
+    if (entry.msg === 'listening' && typeof entry.port === 'number') port = entry.port;
   }
   return apiKey && port ? { apiKey, port } : undefined;
 }
@@ -96,7 +97,7 @@ function readStartLines(logPath: string): { apiKey: string; port: number } | und
 /** The last lines of the service's log, to show when the run fails. */
 export function logTail(service: ServiceProcess, lines = 15): string {
   try {
-    // Lines cut at 400 characters: pino-http's request lines carry every response header.
+    // Lines cut at 400 characters: an error's stack would fill the screen.
     const tail = readFileSync(service.logPath, 'utf8').trimEnd().split('\n').slice(-lines);
     return tail.map((line) => (line.length > 400 ? `${line.slice(0, 400)}…` : line)).join('\n');
   } catch {

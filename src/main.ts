@@ -1,11 +1,15 @@
 import { existsSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
+import type { Logger } from 'pino';
+import type { ApiKeyRecord } from './auth/api-keys';
 import { buildService, PROJECT_ROOT } from './build-service';
 import { ConfigError } from './config/config-error';
 import { loadConfig } from './config/load-config';
 import { resolveProvider } from './config/resolve-provider';
 import { createHttpServer } from './http/create-server';
+import { describeListenFailure } from './http/describe-listen-failure';
 import { createLogger } from './logging/create-logger';
 
 /** The only module that reads the environment and listens. */
@@ -24,14 +28,6 @@ async function main(): Promise<void> {
 
   const { app, chat, store, provider, keys, appliedMigrations } = await buildService({ config, providerSettings, logger });
   if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
-  const firstKey = await keys?.createFirstKey();
-  if (firstKey) {
-    // The one time this key is shown: it is stored only as a hash.
-    logger.warn(
-      `First start: created the API key "default": ${firstKey} . Send it as "Authorization: Bearer <key>". ` +
-        'It is not shown again. Create more with: npm run keys -- create --name NAME',
-    );
-  }
 
   const server = createHttpServer(app);
   // An open service without keys stays on this machine unless HOST says otherwise.
@@ -39,27 +35,67 @@ async function main(): Promise<void> {
   if (!config.auth.enabled && !isLoopback(host)) {
     logger.warn({ host }, 'Auth is off and the service listens beyond this machine: anyone who can reach it can use it and read every chat');
   }
-  server.listen(config.server.port, host, () => {
-    const address = server.address();
-    const port = typeof address === 'object' && address ? address.port : config.server.port;
-    logger.info({ host, port, auth: config.auth.enabled, provider: provider.name, model: provider.model }, 'listening');
-  });
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
+  // Before the 'listening' line: whoever waits for it may send a signal at once.
+  stopOnSignals(logger, async () => {
     // No new connections; open streams get the grace period to finish, then are stopped.
     server.close();
     await chat.shutdown(config.streaming.shutdown_grace_seconds * 1000);
     server.closeAllConnections();
     await store.close();
+  });
+  try {
+    await listen(server, config.server.port, host);
+  } catch (error) {
+    // A setting to change, not a bug: one line that says which, without a stack to bury it.
+    process.stderr.write(`${describeListenFailure(error as NodeJS.ErrnoException, { host, port: config.server.port })}\n`);
+    await store.close();
+    process.exit(1);
+  }
+  // Made once the port is open: a start that cannot listen must not show a key and then fail.
+  const firstKey = await keys?.createFirstKey();
+  if (firstKey) showFirstKey(firstKey, logger);
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  logger.info({ host, port, auth: config.auth.enabled, provider: provider.name, model: provider.model }, 'listening');
+}
+
+/** On the first SIGTERM or SIGINT, runs `shutdown`, then exits 0; signals while it runs are ignored. */
+function stopOnSignals(logger: Logger, shutdown: () => Promise<void>): void {
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await shutdown();
     logger.info('stopped');
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/** Resolves once `server` listens on `host`:`port`; rejects with the error `listen` emitted. */
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Shows the key made at the first start, the one time it exists in clear (only its hash is
+ * stored): on stderr, whatever the log level, and never in the log, whose files are kept and
+ * shipped where a secret does not belong. The log records that it was created, and its id.
+ */
+function showFirstKey({ key, record }: { key: string; record: ApiKeyRecord }, logger: Logger): void {
+  process.stderr.write(
+    `First start: created the API key "${record.name}": ${key} . Send it as "Authorization: Bearer <key>". ` +
+      'It is not shown again. Create more with: npm run keys -- create --name NAME\n',
+  );
+  logger.info({ keyId: record.id }, `created the first API key "${record.name}"; it is shown once, on stderr`);
 }
 
 /** 127.0.0.0/8 and ::1 in any spelling, IPv4-mapped (::ffff:127.0.0.1) included. */

@@ -82,6 +82,21 @@ describe('bad input', () => {
     });
   });
 
+  test.each<[string, Record<string, unknown>, string]>([
+    ['no chatId', {}, 'chatId is required'],
+    ['chatId: null', { chatId: null }, 'chatId must be a UUID'],
+    ['chatId: ""', { chatId: '' }, 'chatId must be a UUID'],
+    ['chatId: 42', { chatId: 42 }, 'chatId must be a UUID'],
+    ['a chatId that is not a UUID', { chatId: 'chat-1' }, 'chatId must be a UUID'],
+  ])('%s: 400 with one detail that says so, and nothing stored', async (_name, chatIdField, detail) => {
+    const before = { rows: rowCounts(), upstream: upstream.requests.length };
+    const exchange = await postChat(service.url, { ...chatIdField, messages: [user] });
+    expect(exchange.status).toBe(400);
+    expect(exchange.json()).toEqual({ error: { code: 'invalid_request', message: 'Invalid chat request.', details: [{ path: 'chatId', message: detail }] } });
+    expect(rowCounts()).toEqual(before.rows);
+    expect(upstream.requests.length).toBe(before.upstream);
+  });
+
   test.each<[string, unknown[], string]>([
     ['messages: []', [], 'messages must not be empty'],
     ['messages: [system]', [{ role: 'system', content: 'Be brief.' }], 'messages must contain at least one user or assistant message'],

@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import fc from 'fast-check';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { closeHttpAgent, sendHttp, sendRaw, type RawExchange } from '../support/raw-http';
-import { listeningPort, serviceEnvironment, startServer, stopServers, type ServerProcess } from '../support/server-process';
+import { FIRST_KEY_LINE, listeningPort, serviceEnvironment, startServer, stopServers, type ServerProcess } from '../support/server-process';
 import { startTestService, type TestService } from '../support/test-service';
 
 const MAX_MESSAGES = 50;
@@ -1090,9 +1090,8 @@ describe('regression: invalid UTF-8', () => {
       }),
     );
     ownPort = await listeningPort(server);
-    // The first start creates a key and logs it once.
-    const firstKey = server.logs.find((line) => line.msg.startsWith('First start'))!;
-    ownKey = /: (lss_[A-Za-z0-9_-]{43}) \./.exec(firstKey.msg)![1]!;
+    // The first start creates a key and prints it once, on stderr.
+    ownKey = (await server.waitForStderr(FIRST_KEY_LINE))[1]!;
   }, 30_000);
 
   afterAll(async () => {

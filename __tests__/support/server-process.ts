@@ -34,6 +34,8 @@ export interface ServerProcess {
   /** Every JSON line written to stdout so far. */
   logs: LogLine[];
   stderr(): string;
+  /** The first match of `pattern` in stderr; rejects if the process ends first or after `timeoutMs`. */
+  waitForStderr(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
   /** The first log line matching `predicate`; rejects if the process ends first or after `timeoutMs`. */
   waitForLog(predicate: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>;
   /** How the process ended; rejects if it is still running after `timeoutMs`. */
@@ -86,6 +88,7 @@ export function startServer(cwd: string, environment: NodeJS.ProcessEnv): Server
   });
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr += chunk;
+    events.emit('stderr');
   });
   // 'close', not 'exit': by then stdout and stderr have been read to the end.
   const closed = new Promise<Exit>((resolve) => child.once('close', (code, signal) => resolve({ code, signal })));
@@ -109,6 +112,23 @@ export function startServer(cwd: string, environment: NodeJS.ProcessEnv): Server
       });
       return withDeadline(found, timeoutMs, () => `a log line${details()}`);
     },
+    waitForStderr(pattern, timeoutMs = 15_000) {
+      const found = new Promise<RegExpExecArray>((resolve, reject) => {
+        const check = () => {
+          const match = pattern.exec(stderr);
+          if (!match) return false;
+          events.off('stderr', check);
+          resolve(match);
+          return true;
+        };
+        if (check()) return;
+        events.on('stderr', check);
+        void closed.then(() => {
+          if (!check()) reject(new Error(`the server exited before ${pattern} appeared on stderr${details()}`));
+        });
+      });
+      return withDeadline(found, timeoutMs, () => `${pattern} on stderr${details()}`);
+    },
     waitForExit(timeoutMs = 10_000) {
       return withDeadline(closed, timeoutMs, () => `the server to exit${details()}`);
     },
@@ -116,6 +136,10 @@ export function startServer(cwd: string, environment: NodeJS.ProcessEnv): Server
   running.push(server);
   return server;
 }
+
+/** The line the first start prints on stderr; group 1 is the key. */
+export const FIRST_KEY_LINE =
+  /^First start: created the API key "default": (lss_[A-Za-z0-9_-]{43}) \. Send it as "Authorization: Bearer <key>"\. It is not shown again\. Create more with: npm run keys -- create --name NAME\n/m;
 
 /** The port from the server's `listening` line, once it is listening (PORT=0 picks a free one). */
 export async function listeningPort(server: ServerProcess, timeoutMs = 15_000): Promise<number> {

@@ -59,10 +59,10 @@ export class ApiKeys {
     return this.store.revokeKey(id);
   }
 
-  /** On the very first start, creates a key so the service can be used at once. */
-  async createFirstKey(): Promise<string | undefined> {
+  /** On the very first start (no key at all), creates the key "default" so the service can be used at once. */
+  async createFirstKey(): Promise<{ key: string; record: ApiKeyRecord } | undefined> {
     if ((await this.store.countKeys()) > 0) return undefined;
-    return (await this.create('default')).key;
+    return this.create('default');
   }
 }
 

@@ -10,6 +10,11 @@ export function ownerOf(response: Response): string {
   return response.locals.ownerId as string;
 }
 
+/** The id of the API key that made the request, once `authenticate` accepted it; none with auth off. */
+export function keyIdOf(response: Response): string | undefined {
+  return response.locals.keyId as string | undefined;
+}
+
 /**
  * Requires `Authorization: Bearer <key>` with a valid, unrevoked key, and makes the key's id the
  * owner of what the request touches. With `keys` undefined (auth off) everything is `local`'s.
@@ -33,6 +38,7 @@ export function authenticate(keys: ApiKeys | undefined): RequestHandler {
       throw new AppError('unauthorized', message);
     }
     response.locals.ownerId = check.key.id;
+    response.locals.keyId = check.key.id;
     request.log = request.log.child({ keyId: check.key.id });
     next();
   };

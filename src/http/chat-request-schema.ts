@@ -8,7 +8,8 @@ export interface ShapeLimits {
 /** The body of POST /api/chat, within the configured size limits. */
 export function chatRequestSchema(limits: ShapeLimits) {
   return z.object({
-    chatId: z.uuid({ error: 'chatId must be a UUID' }),
+    // "must be a UUID" for a body that has no chatId at all would send the caller looking at its value.
+    chatId: z.uuid({ error: (issue) => (issue.input === undefined ? 'chatId is required' : 'chatId must be a UUID') }),
     messages: z
       .array(
         z.strictObject({

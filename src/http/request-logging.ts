@@ -1,7 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
+import { keyIdOf } from './authenticate';
 
 /** Short and plain: safe to echo in a header and to write in the log. */
 const ACCEPTED_REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -24,8 +26,10 @@ export function requestLogging(logger: Logger) {
       response.setHeader('x-request-id', id);
       return id;
     },
-    // Every line of a request carries `requestId`; only the closing line carries the whole request.
+    // Every line of a request carries `requestId` and nothing else of it; the closing line adds
+    // the summary below instead of pino-http's whole request and response (about 1 KB of headers).
     quietReqLogger: true,
+    quietResLogger: true,
     customAttributeKeys: { reqId: 'requestId' },
     customLogLevel(_request, response, error) {
       if (error || response.statusCode >= 500) return 'error';
@@ -33,13 +37,24 @@ export function requestLogging(logger: Logger) {
     },
     // Health probes every few seconds would drown everything else.
     autoLogging: { ignore: (request) => request.url === '/healthz' || request.url === '/readyz' },
-    serializers: {
-      req: (request: { id: unknown; method: string; url: string; headers: Record<string, unknown> }) => ({
-        id: request.id,
-        method: request.method,
-        url: request.url,
-        userAgent: request.headers['user-agent'],
-      }),
-    },
+    customSuccessObject: (request, response, fields: { responseTime: number }) => requestSummary(request, response, fields.responseTime),
+    // A 5xx is logged in full by the error handler ("request failed", same requestId); pino-http's
+    // own error here is only "failed with status code 500" and a stack of its internals.
+    customErrorObject: (request, response, _error, fields: { responseTime: number }) => requestSummary(request, response, fields.responseTime),
   });
+}
+
+/**
+ * What the closing line of a request says: which key asked what, and how it went. No headers:
+ * they hold credentials, and the client-chosen ones (the user agent) can be of any length.
+ */
+function requestSummary(request: IncomingMessage, response: ServerResponse, responseTime: number) {
+  return {
+    keyId: keyIdOf(response as Response),
+    method: request.method,
+    // Routers mounted on a path rewrite `url` while they run; `originalUrl` is what was asked.
+    url: (request as Request).originalUrl ?? request.url,
+    status: response.statusCode,
+    responseTime,
+  };
 }
