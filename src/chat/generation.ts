@@ -144,7 +144,8 @@ export class Generation {
   async endUnstarted(reply: FinishedReply | undefined): Promise<void> {
     this.status = 'failed';
     this.ended = true;
-    if (reply && !(await this.saveOnce(reply))) await this.saveWithRetries(reply);
+    const failed = reply && (await this.trySave(reply));
+    if (failed) await this.saveWithRetries(reply, failed.error);
     this.resolveFinished();
   }
 
@@ -192,9 +193,9 @@ export class Generation {
     await this.pendingCheckpoint;
     // Normally the reply is stored before the client sees its end. If the database is locked, the
     // client is not kept waiting for it: the closing parts go out and the saving goes on.
-    const stored = await this.saveOnce(reply);
+    const failed = await this.trySave(reply);
     this.end(outcome, facts);
-    if (!stored) await this.saveWithRetries(reply);
+    if (failed) await this.saveWithRetries(reply, failed.error);
     this.resolveFinished();
   }
 
@@ -258,16 +259,13 @@ export class Generation {
     };
   }
 
-  /** One attempt at the final write; false if it failed. */
-  private async saveOnce(reply: FinishedReply): Promise<boolean> {
+  /** One attempt at the final write: undefined when it is done, else what went wrong. */
+  private async trySave(reply: FinishedReply): Promise<{ error: unknown } | undefined> {
     try {
-      if (!(await this.options.store.finishReply(this.messageId, reply))) {
-        this.options.log.warn('the reply was not stored: its row is gone');
-      }
-      return true;
+      if (!(await this.options.store.finishReply(this.messageId, reply))) this.options.log.warn('the reply was not stored: its row is gone');
+      return undefined;
     } catch (error) {
-      this.options.log.warn({ err: error }, 'could not store the reply yet: retrying');
-      return false;
+      return { error };
     }
   }
 
@@ -276,32 +274,28 @@ export class Generation {
    * fault does not lose the reply. If it never succeeds, the row keeps its last checkpoint (and
    * is marked interrupted at the next start); the log says what was lost.
    */
-  private async saveWithRetries(reply: FinishedReply): Promise<void> {
-    const deadline = Date.now() + this.options.replySaveRetryMs;
-    for (let pause = 25; ; pause = Math.min(pause * 2, 1000)) {
-      if (Date.now() + pause > deadline) break;
+  private async saveWithRetries(reply: FinishedReply, firstError: unknown): Promise<void> {
+    const { log, replySaveRetryMs } = this.options;
+    log.warn({ err: firstError }, 'could not store the reply yet: retrying');
+    let lastError = firstError;
+    const deadline = Date.now() + replySaveRetryMs;
+    for (let pause = 25; Date.now() + pause <= deadline; pause = Math.min(pause * 2, 1000)) {
       await sleep(pause);
-      if (await this.trySave(reply)) return;
+      const failed = await this.trySave(reply);
+      if (!failed) return;
+      lastError = failed.error;
     }
-    this.options.log.error(
+    log.error(
       {
+        err: lastError,
         status: reply.status,
         characters: reply.content.length,
         savedCharacters: this.savedLength,
         lostCharacters: reply.content.length - this.savedLength,
-        retriedSeconds: this.options.replySaveRetryMs / 1000,
+        retriedSeconds: replySaveRetryMs / 1000,
       },
       'could not store the reply: its last checkpoint is kept, the rest of its text and its final status are lost',
     );
-  }
-
-  private async trySave(reply: FinishedReply): Promise<boolean> {
-    try {
-      await this.options.store.finishReply(this.messageId, reply);
-      return true;
-    } catch {
-      return false;
-    }
   }
 
   private end(outcome: Outcome, facts: ReplyFacts): void {
