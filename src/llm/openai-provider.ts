@@ -13,6 +13,8 @@ export interface OpenAiProviderOptions {
   temperature: number;
   maxRetries: number;
   requestTimeoutMs: number;
+  /** The longest line, and the longest data of an event, accepted in the upstream's event stream. */
+  maxEventBytes: number;
 }
 
 const FINISH_REASONS: Record<string, FinishReason> = {
@@ -77,7 +79,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
         clearTimeout(timer);
       }
       if (!response.body) throw new AppError('upstream_error', 'The model provider answered with no body.');
-      return readEvents(response.body, request.signal);
+      return readEvents(response.body, request.signal, options.maxEventBytes);
     },
   };
 }
@@ -88,8 +90,8 @@ function replyLimit(maxTokens: number | undefined, reasoningModel: boolean) {
 }
 
 /** The reply's events from the upstream's SSE body: JSON chunks until `[DONE]`. */
-async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<LlmEvent> {
-  const decoder = new SseDataDecoder();
+async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal, maxEventBytes: number): AsyncGenerator<LlmEvent> {
+  const decoder = new SseDataDecoder(maxEventBytes);
   let done = false;
   try {
     // Read on after [DONE] until the body ends: leaving early would close the pooled connection.
