@@ -1,3 +1,4 @@
+import * as http from 'node:http';
 import { azureErrors, startFakeUpstream, type FakeUpstream } from './fake-upstream';
 
 const API_VERSION = '2024-10-21';
@@ -140,6 +141,91 @@ describe('fake upstream', () => {
     expect(received).not.toContain('"content":"c"');
     expect(received).not.toContain('finish_reason":"stop');
     expect(received).not.toContain('[DONE]');
+  });
+
+  /** Reads `res` until `check` holds on the text so far, leaving the rest of the body unread. */
+  async function readUntil(res: Response, check: (text: string) => boolean): Promise<string> {
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    while (!check(received)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`the body ended first: ${received}`);
+      received += decoder.decode(value, { stream: true });
+    }
+    reader.releaseLock();
+    return received;
+  }
+
+  it("'done-then-stall' sends the finish frame, usage and [DONE], then keeps the response open", async () => {
+    fake.enqueue({ kind: 'stream', content: ['a'], ending: 'done-then-stall' });
+    const res = await post(fake, classicPath(fake.deployment), streamBody);
+    const text = await readUntil(res, (received) => received.endsWith('data: [DONE]\n\n'));
+    const frames = text.split('\n\n').filter(Boolean);
+    expect(frames.slice(-3).map((f) => (f === 'data: [DONE]' ? f : JSON.parse(f.slice('data: '.length))))).toEqual([
+      expect.objectContaining({ choices: [expect.objectContaining({ delta: {}, finish_reason: 'stop' })], usage: null }),
+      expect.objectContaining({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 1, total_tokens: 11 } }),
+      'data: [DONE]',
+    ]);
+    expect(fake.activeStreams()).toBe(1);
+  });
+
+  it("'usage-then-stall' with usageInFinish puts the usage on the finish frame, sends no [DONE] and keeps the response open", async () => {
+    fake.enqueue({ kind: 'stream', content: ['a', 'b'], ending: 'usage-then-stall', usageInFinish: true });
+    const res = await post(fake, classicPath(fake.deployment), streamBody);
+    const text = await readUntil(res, (received) => received.includes('"finish_reason":"stop"'));
+    const last = JSON.parse(text.split('\n\n').filter(Boolean).at(-1)!.slice('data: '.length)) as unknown;
+    expect(last).toMatchObject({
+      choices: [{ delta: {}, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 },
+    });
+    expect(fake.activeStreams()).toBe(1);
+  });
+
+  it("'done' with endDelayMs ends the response that long after [DONE]", async () => {
+    fake.enqueue({ kind: 'stream', content: ['a'], endDelayMs: 200 });
+    const res = await post(fake, classicPath(fake.deployment), streamBody);
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let received = '';
+    let doneAt = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      received += decoder.decode(value, { stream: true });
+      if (received.endsWith('data: [DONE]\n\n')) doneAt = Date.now();
+    }
+    expect(doneAt).toBeGreaterThan(0);
+    expect(Date.now() - doneAt).toBeGreaterThanOrEqual(190);
+  });
+
+  it('a flood sends its text until exactly its byte count, then ends', async () => {
+    fake.enqueue({ kind: 'flood', text: 'data: xy\n', bytes: 200_005 });
+    const res = await post(fake, classicPath(fake.deployment), streamBody);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/event-stream');
+    const text = await res.text();
+    expect(text).toBe('data: xy\n'.repeat(22_222) + 'data: xy\n'.slice(0, 7));
+  });
+
+  it('numbers connections: requests over one kept-alive connection share a number', async () => {
+    // One socket for both, so the second request waits for the first to finish and reuses it.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (through: http.Agent | false) =>
+      new Promise<void>((resolve, reject) => {
+        const request = http.request(`${fake.url}${classicPath(fake.deployment)}`, {
+          method: 'POST',
+          agent: through,
+          headers: { 'content-type': 'application/json', 'api-key': fake.apiKey },
+        });
+        request.on('response', (response) => response.resume().on('end', resolve));
+        request.on('error', reject);
+        request.end(JSON.stringify(streamBody));
+      });
+    await Promise.all([send(agent), send(agent)]);
+    await send(false);
+    agent.destroy();
+    expect(fake.requests.map((r) => r.connection)).toEqual([1, 1, 2]);
   });
 
   it('clientGone resolves when the client aborts a stalled stream', async () => {

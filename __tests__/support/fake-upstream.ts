@@ -24,9 +24,21 @@ export interface RecordedRequest {
   headers: http.IncomingHttpHeaders;
   /** Parsed JSON, or the raw string if the body was not JSON. */
   body: any;
+  /**
+   * Which TCP connection carried it, numbered from 1 in order of arrival: two requests with the
+   * same number came over one kept-alive connection.
+   */
+  connection: number;
 }
 
-export type StreamEnding = 'done' | 'reset' | 'stall' | 'end-without-done' | 'error-frame';
+export type StreamEnding =
+  | 'done'
+  | 'done-then-stall'
+  | 'usage-then-stall'
+  | 'reset'
+  | 'stall'
+  | 'end-without-done'
+  | 'error-frame';
 
 export interface TokenUsage {
   prompt_tokens: number;
@@ -52,7 +64,16 @@ export interface StreamScript {
   /** Pause before the first content frame only, overriding delayMs for it. */
   firstFrameDelayMs?: number;
   /**
+   * The usage rides on the finish frame, as some OpenAI-compatible servers send it, instead of
+   * following it in a frame of its own (Azure's and OpenAI's way). Default false.
+   */
+  usageInFinish?: boolean;
+  /**
    * Default 'done'.
+   * - 'done-then-stall': everything 'done' sends, [DONE] included, then the response neither ends
+   *   nor sends more; the connection stays open until the client goes away or close() is called.
+   * - 'usage-then-stall': the finish frame and the usage, then nothing more: no [DONE], and the
+   *   connection stays open the same way.
    * - 'reset': after the content frames (or `cutAfter` of them) the TCP connection is reset, with no
    *   finish frame, usage or [DONE].
    * - 'stall': after that point nothing more is sent; the connection stays open until the client
@@ -62,7 +83,9 @@ export interface StreamScript {
    *   then [DONE] and the end of the response.
    */
   ending?: StreamEnding;
-  /** For reset/stall/end-without-done: how many content frames to send before the ending. */
+  /** For 'done': a pause between [DONE] and the end of the response, as a slow proxy may leave (default 0). */
+  endDelayMs?: number;
+  /** For reset/stall/end-without-done/error-frame: how many content frames to send before the ending. */
   cutAfter?: number;
   /** Default 'gpt-4o-2024-11-20' (the model name Azure reports, not the deployment name). */
   model?: string;
@@ -76,7 +99,19 @@ export interface ErrorScript {
   headers?: Record<string, string>;
 }
 
-export type Script = StreamScript | ErrorScript;
+/**
+ * A 200 event stream whose body is `text` over and over until `bytes` bytes have been sent, then the
+ * end of the response, as a broken or hostile server might send: `'x'` makes one endless line with
+ * no line end, `'data: x\n'` one event of endless data lines with no blank line to end it.
+ */
+export interface FloodScript {
+  kind: 'flood';
+  /** ASCII, so that `bytes` counts characters too. */
+  text: string;
+  bytes: number;
+}
+
+export type Script = StreamScript | ErrorScript | FloodScript;
 
 export interface FakeUpstream {
   /** e.g. http://127.0.0.1:43123 (no trailing slash). */
@@ -117,6 +152,8 @@ export interface FakeUpstreamOptions {
 
 const DEFAULT_MODEL = 'gpt-4o-2024-11-20';
 const SYSTEM_FINGERPRINT = 'fp_fake';
+/** A flood is written in blocks of about this size, under backpressure like every other write. */
+const FLOOD_BLOCK_BYTES = 64 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Canned Azure error bodies (texts as Azure / OpenAI send them).
@@ -416,6 +453,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
   const open = new Set<Exchange>();
   let closing = false;
   let responseCounter = 0;
+  const connectionNumbers = new WeakMap<object, number>();
+  let connectionCounter = 0;
 
   const goneSignal = (index: number): Deferred => {
     let d = goneSignals.get(index);
@@ -433,6 +472,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       else res.destroy();
     });
   });
+  server.on('connection', (socket) => connectionNumbers.set(socket, ++connectionCounter));
   // Streams may legitimately stay open a long time (stall tests); no server-side timeouts.
   server.requestTimeout = 0;
   server.headersTimeout = 0;
@@ -453,7 +493,7 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     }
     const body = parseBody(raw);
     const index = requests.length;
-    requests.push({ method: req.method ?? '', path, headers: req.headers, body });
+    requests.push({ method: req.method ?? '', path, headers: req.headers, body, connection: connectionNumbers.get(req.socket) ?? 0 });
 
     const exchange = new Exchange(res);
     open.add(exchange);
@@ -518,6 +558,10 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       sendJson(res, script.status, script.body, { ...baseHeaders, ...(script.headers ?? {}) });
       return;
     }
+    if (script.kind === 'flood') {
+      await flood(exchange, script, baseHeaders);
+      return;
+    }
     const streamOptions = body.stream_options;
     const includeUsage = isRecord(streamOptions) && streamOptions.include_usage === true;
     const id = `chatcmpl-fake${++responseCounter}${requestId.slice(0, 8)}`;
@@ -541,7 +585,8 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
     const model = script.model ?? DEFAULT_MODEL;
     const created = Math.floor(Date.now() / 1000);
     const ending = script.ending ?? 'done';
-    const contentCount = ending === 'done' ? script.content.length : Math.min(script.cutAfter ?? script.content.length, script.content.length);
+    const whole = ending === 'done' || ending === 'done-then-stall' || ending === 'usage-then-stall';
+    const contentCount = whole ? script.content.length : Math.min(script.cutAfter ?? script.content.length, script.content.length);
 
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...headers });
     res.flushHeaders();
@@ -606,16 +651,34 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
         if (!(await ex.write('data: [DONE]\n\n'))) return;
         res.end();
         return;
-      case 'done': {
+      case 'done':
+      case 'done-then-stall':
+      case 'usage-then-stall': {
         const finishReason = script.finishReason === undefined ? 'stop' : script.finishReason;
-        if (finishReason !== null && !(await ex.write(frame(chunk([choice({}, finishReason, {})]))))) return;
-        const usage = script.usage === undefined ? defaultUsage(script.content) : script.usage;
-        if (includeUsage && usage !== null && !(await ex.write(frame(chunk([], usage))))) return;
-        if (!(await ex.write('data: [DONE]\n\n'))) return;
-        res.end();
+        const scripted = script.usage === undefined ? defaultUsage(script.content) : script.usage;
+        const usage = includeUsage && scripted !== null ? scripted : undefined;
+        const inFinish = script.usageInFinish === true && finishReason !== null;
+        if (finishReason !== null && !(await ex.write(frame(chunk([choice({}, finishReason, {})], inFinish ? usage : undefined))))) return;
+        if (usage && !inFinish && !(await ex.write(frame(chunk([], usage))))) return;
+        if (ending === 'usage-then-stall') return; // no [DONE]; the client or close() ends it
+        if (!(await ex.write('data: [DONE]\n\n')) || ending !== 'done') return;
+        await ex.sleep(script.endDelayMs ?? 0);
+        if (!ex.stopped) res.end();
         return;
       }
     }
+  }
+
+  /** Writes a flood script's body block by block, stopping early if the client goes away. */
+  async function flood(ex: Exchange, script: FloodScript, headers: Record<string, string>): Promise<void> {
+    const { res } = ex;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', ...headers });
+    res.flushHeaders();
+    const block = script.text.repeat(Math.ceil(FLOOD_BLOCK_BYTES / script.text.length));
+    for (let left = script.bytes; left > 0; left -= block.length) {
+      if (!(await ex.write(left >= block.length ? block : block.slice(0, left)))) return;
+    }
+    res.end();
   }
 
   /** Non-streaming answer: one chat.completion with the content joined. */

@@ -15,6 +15,7 @@ export function createProvider(settings: ProviderSettings, config: Config): LlmP
     temperature: config.openai.temperature,
     maxRetries: config.openai.max_retries,
     requestTimeoutMs: config.openai.request_timeout_seconds * 1000,
+    maxEventBytes: config.openai.max_event_bytes,
   });
 }
 

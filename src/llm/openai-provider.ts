@@ -3,6 +3,7 @@ import { AppError } from '../errors/app-error';
 import type { FinishReason, LlmEvent, LlmProvider, LlmRequest } from '../chat/ports';
 import type { ProviderSettings } from '../config/resolve-provider';
 import { chunkSchema } from './chunk-schema';
+import { drainBody, type DrainLimits } from './drain-body';
 import { mapUpstreamError } from './map-upstream-error';
 import { SseDataDecoder } from './sse-data-decoder';
 
@@ -13,6 +14,8 @@ export interface OpenAiProviderOptions {
   temperature: number;
   maxRetries: number;
   requestTimeoutMs: number;
+  /** The longest line, and the longest data of an event, accepted in the upstream's event stream. */
+  maxEventBytes: number;
 }
 
 const FINISH_REASONS: Record<string, FinishReason> = {
@@ -22,6 +25,13 @@ const FINISH_REASONS: Record<string, FinishReason> = {
   tool_calls: 'tool-calls',
   function_call: 'tool-calls',
 };
+
+/**
+ * What is read of a body after its reply is whole. A server that behaves ends it right after
+ * [DONE], well within a second, and the connection then serves the next request; one that holds it
+ * open or sends on loses it.
+ */
+const DRAIN_LIMITS: DrainLimits = { timeoutMs: 1000, maxBytes: 64 * 1024 };
 
 /**
  * Azure OpenAI (classic or v1 data plane), OpenAI, or any OpenAI-compatible server, through the
@@ -77,7 +87,7 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
         clearTimeout(timer);
       }
       if (!response.body) throw new AppError('upstream_error', 'The model provider answered with no body.');
-      return readEvents(response.body, request.signal);
+      return readEvents(response.body, request.signal, options.maxEventBytes);
     },
   };
 }
@@ -87,27 +97,44 @@ function replyLimit(maxTokens: number | undefined, reasoningModel: boolean) {
   return reasoningModel ? { max_completion_tokens: maxTokens } : { max_tokens: maxTokens };
 }
 
-/** The reply's events from the upstream's SSE body: JSON chunks until `[DONE]`. */
-async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal): AsyncGenerator<LlmEvent> {
-  const decoder = new SseDataDecoder();
-  let done = false;
+/**
+ * The reply's events from the upstream's SSE body: JSON chunks until `[DONE]`, or until the usage
+ * that comes with or after the finish chunk, whichever is first. The reply ends there, whether or
+ * not the upstream ends its body; the rest of the body is drained in the background.
+ */
+async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal, maxEventBytes: number): AsyncGenerator<LlmEvent> {
+  const decoder = new SseDataDecoder(maxEventBytes);
+  const reader = body.getReader();
+  let whole = false;
+  let finished = false;
   try {
-    // Read on after [DONE] until the body ends: leaving early would close the pooled connection.
-    for await (const bytes of body) {
-      if (done) continue;
-      for (const data of decoder.push(bytes)) {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      for (const data of decoder.push(value)) {
         if (data.startsWith('[DONE]')) {
-          done = true;
-          break;
+          whole = true;
+          return;
         }
         // Not yield*: over a sync iterable it awaits every event once more.
-        for (const event of eventsOf(parseChunk(data))) yield event;
+        for (const event of eventsOf(parseChunk(data))) {
+          yield event;
+          // With include_usage the usage is the last thing a reply has to say (Azure and OpenAI
+          // send it in a chunk of its own, some servers in the finish chunk).
+          if (event.type === 'finish') finished = true;
+          else if (event.type === 'usage' && finished) whole = true;
+        }
+        if (whole) return;
       }
     }
   } catch (error) {
     // Aborting is the caller's decision and its reason says why; it is not an upstream failure.
     if (signal.aborted) return;
     throw mapUpstreamError(error);
+  } finally {
+    // A whole reply's body may still end cleanly and free its connection; any other is dropped.
+    if (whole) void drainBody(reader, DRAIN_LIMITS);
+    else reader.cancel().catch(() => {});
   }
 }
 
