@@ -72,7 +72,7 @@ function waitForLog(message: string, chatId: string, timeoutMs = 10_000): Promis
 
 /** Waits until a response to `url` has closed before it ended: its request's closing log line. */
 function waitForClose(url: string): Promise<LogLine> {
-  return eventually(() => logLines().find((line) => line.msg === 'request aborted' && (line.req as { url?: string } | undefined)?.url === url));
+  return eventually(() => logLines().find((line) => line.msg === 'request aborted' && line.url === url));
 }
 
 /** The end of a chunked response that closed its stream normally. */
