@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { eventually, openChatStream, postChat, userTurn } from '../support/chat-client';
+import { eventually, getPath, openChatStream, postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream, type StreamScript } from '../support/fake-upstream';
 import { startTestService, type TestService } from '../support/test-service';
 
@@ -130,6 +130,9 @@ describe('an upstream that has ended the reply but keeps its connection open', (
       own.enqueue({ kind: 'stream', content: ['One'], endDelayMs: 100 });
       await postChat(ownService.url, userTurn(chatId, 'One'));
       await eventually(() => (own.activeStreams() === 0 ? true : undefined));
+      // The end of the body is on its way to the service: one round trip through the service lets
+      // it take that end and free the connection before the next turn, not in the same loop turn.
+      await getPath(ownService.url, '/healthz');
       await postChat(ownService.url, userTurn(chatId, 'Two'));
       expect(own.requests.map((request) => request.connection)).toEqual([1, 1]);
     } finally {

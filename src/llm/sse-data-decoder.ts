@@ -34,7 +34,7 @@ export class SseDataDecoder {
     if (decoded === '') return [];
     let chunk = decoded;
     if (this.afterCarriageReturn && chunk.charCodeAt(0) === 10 /* LF */) chunk = chunk.slice(1);
-    this.afterCarriageReturn = decoded.charCodeAt(decoded.length - 1) === 13; /* CR */
+    this.afterCarriageReturn = decoded.charCodeAt(decoded.length - 1) === 13 /* CR */;
     // Most streams never send CR; normalising once keeps the loop below to one separator.
     if (chunk.includes('\r')) chunk = chunk.replace(/\r\n?/g, '\n');
     const events: string[] = [];
