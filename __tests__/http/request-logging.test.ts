@@ -76,6 +76,23 @@ describe('the line logged when a request completes', () => {
     expect(Buffer.byteLength(line)).toBeLessThan(400);
   });
 
+  test('a URL padded by the client is logged clipped to its first 120 characters, and the line stays under 400 bytes', async () => {
+    const path = `/api/chats?limit=5&padding=${'x'.repeat(5_000)}`;
+    const exchange = await send('GET', path, { authorization: `Bearer ${key}` });
+    expect(exchange.status).toBe(200);
+    const line = await completedLine(exchange.requestId);
+    expect(JSON.parse(line)).toMatchObject({ level: 30, url: `${path.slice(0, 120)}…`, status: 200 });
+    expect(Buffer.byteLength(line)).toBeLessThan(400);
+  });
+
+  test('an unknown route is refused with its path in the answer, and clipped in the log', async () => {
+    const path = `/api/${'y'.repeat(5_000)}`;
+    const exchange = await send('GET', path, { authorization: `Bearer ${key}` });
+    expect(exchange.status).toBe(404);
+    const refused = JSON.parse(await completedLine(exchange.requestId, 'request refused')) as { reason: string };
+    expect(refused.reason).toBe(`${`No route for GET ${path}.`.slice(0, 120)}…`);
+  });
+
   test('a 5xx: the same fields at error, as "request errored"; the error itself is on the error handler\'s line', async () => {
     upstream.enqueue(azureErrors.serverError(500));
     const body = { chatId: randomUUID(), messages: [{ role: 'user', content: 'Hi' }] };

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError, toAppError, toErrorBody } from '../errors/app-error';
+import { clipForLog } from './request-logging';
 
 /** body-parser's error types, as ours. */
 const BODY_ERRORS: Record<string, () => AppError> = {
@@ -30,7 +31,7 @@ export const errorHandler: ErrorRequestHandler = (error, request, response, _nex
     request.log.error({ err: error, code: appError.code, cause: appError.cause }, 'request failed');
   } else {
     // Client errors are logged without the error object: body-parser's carry the raw body.
-    request.log.info({ code: appError.code, reason: appError.message }, 'request refused');
+    request.log.info({ code: appError.code, reason: clipForLog(appError.message) }, 'request refused');
   }
   if (response.headersSent) {
     // A stream already started reports its own errors; all that is left is to close it.

@@ -5,6 +5,17 @@ import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { keyIdOf } from './authenticate';
 
+/** How much of a client-chosen text (a URL, a message quoting one) a log line takes. */
+const LOGGED_TEXT_LENGTH = 120;
+
+/**
+ * `text` as a log line takes it: its first 120 characters and an ellipsis when it is longer. A
+ * client chooses its URL, so without a bound every request could make a line of many kilobytes.
+ */
+export function clipForLog(text: string): string {
+  return text.length > LOGGED_TEXT_LENGTH ? `${text.slice(0, LOGGED_TEXT_LENGTH)}…` : text;
+}
+
 /** Short and plain: safe to echo in a header and to write in the log. */
 const ACCEPTED_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -53,7 +64,7 @@ function requestSummary(request: IncomingMessage, response: ServerResponse, resp
     keyId: keyIdOf(response as Response),
     method: request.method,
     // Routers mounted on a path rewrite `url` while they run; `originalUrl` is what was asked.
-    url: (request as Request).originalUrl ?? request.url,
+    url: clipForLog((request as Request).originalUrl ?? request.url ?? ''),
     status: response.statusCode,
     responseTime,
   };
