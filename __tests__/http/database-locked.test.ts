@@ -4,7 +4,11 @@
  * answering, streams keep flowing, requests that must write wait on timers and then get 503, and
  * a reply that ends meanwhile is stored whole once the lock is gone.
  */
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { eventually, openChatStream, postChat, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { holdWriteLock } from '../support/sqlite-lock';
@@ -166,3 +170,41 @@ test('a checkpoint that fails on the lock is made at a later interval, while the
   });
   stream.hangUp();
 });
+
+/** Whether this machine lets the tests make a file immutable (root, on a file system that has the flag). */
+function canMakeImmutable(): boolean {
+  const probe = path.join(tmpdir(), `immutable-probe-${process.pid}`);
+  writeFileSync(probe, '');
+  try {
+    return spawnSync('chattr', ['+i', probe]).status === 0 && spawnSync('chattr', ['-i', probe]).status === 0;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
+
+const immutable = canMakeImmutable();
+if (!immutable) process.stdout.write('database-locked: chattr +i is not permitted here; the unwritable -wal test is skipped\n');
+
+(immutable ? test : test.skip)('a reply that ends while the -wal file cannot be written (chattr +i for 3 s) is stored completed and whole once it can', async () => {
+  service = await startTestService({ upstream, configToml: '[streaming]\ncheckpoint_interval_seconds = 0.2\n' });
+  const chatId = randomUUID();
+  upstream.enqueue({ kind: 'stream', content: WORDS, delayMs: 50 });
+  const stream = await openChatStream(service.url, userTurn(chatId, 'Write through it'));
+  await stream.readUntil((text) => text.includes('"delta":"w0 "'));
+  const wal = `${service.databasePath}-wal`;
+  expect(spawnSync('chattr', ['+i', wal]).status).toBe(0);
+  try {
+    const text = await stream.readToEnd();
+    expect(text).toContain('"type":"finish"');
+    expect(text).not.toContain('"type":"error"');
+    expect(reply(chatId)!.status).toBe('streaming');
+    await new Promise((resolve) => setTimeout(resolve, 3_000 - 24 * 50));
+  } finally {
+    spawnSync('chattr', ['-i', wal]);
+  }
+  expect(await eventually(() => (reply(chatId)?.status === 'completed' ? reply(chatId) : undefined), 5_000)).toEqual({
+    content: WORDS.join(''),
+    status: 'completed',
+  });
+  expect(service.logs.some((line) => line.includes('could not store the reply yet: retrying'))).toBe(true);
+}, 20_000);
