@@ -70,9 +70,15 @@ function waitForLog(message: string, chatId: string, timeoutMs = 10_000): Promis
   return eventually(() => logLines().find((line) => line.msg === message && line.chatId === chatId), timeoutMs);
 }
 
-/** Waits until a response to `url` has closed before it ended: its request's closing log line. */
+/**
+ * Waits until a streamed (200) response to `url` has closed: its request's closing log line. Cut
+ * off before the end it says "request aborted"; cut off after `end()`, with bytes still unread,
+ * "request completed" (Node 24's write callbacks can let the stream reach its `end()` first).
+ */
 function waitForClose(url: string): Promise<LogLine> {
-  return eventually(() => logLines().find((line) => line.msg === 'request aborted' && line.url === url));
+  return eventually(() =>
+    logLines().find((line) => line.url === url && line.status === 200 && (line.msg === 'request aborted' || line.msg === 'request completed')),
+  );
 }
 
 /** The end of a chunked response that closed its stream normally. */
