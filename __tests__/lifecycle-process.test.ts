@@ -273,7 +273,8 @@ describe('the server process across stops', () => {
     });
     expect(during.map((row) => row.status)).toEqual(['completed', 'streaming']);
 
-    const second = startServer(directory, environment);
+    // On the simulator (no provider variables), whose warning must not come before the refusal either.
+    const second = startServer(directory, { ...environment, AZURE_OPENAI_API_KEY: '', AZURE_OPENAI_ENDPOINT: '', AZURE_OPENAI_DEPLOYMENT_NAME: '' });
     expect(await second.waitForExit(15_000)).toEqual({ code: 1, signal: null });
     expect(second.stderr()).toMatch(
       new RegExp(

@@ -126,7 +126,7 @@ describe('main (the server process)', () => {
     expect(listening).toMatchObject({ level: 30, host: '127.0.0.1', provider: 'simulator', model: 'simulator' });
     const port = listening.port as number;
     expect(Number.isInteger(port) && port > 0).toBe(true);
-    expect(server.logs[0]).toMatchObject({ level: 40, msg: SIMULATOR_WARNING });
+    expect(server.logs[1]).toMatchObject({ level: 40, msg: SIMULATOR_WARNING });
 
     expect(await getJson(`http://127.0.0.1:${port}/healthz`)).toEqual({
       status: 200,
@@ -157,7 +157,7 @@ describe('main (the server process)', () => {
     server.child.kill('SIGTERM');
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
     const messages = server.logs.map((line) => line.msg);
-    expect(messages.slice(0, 4)).toEqual([SIMULATOR_WARNING, 'database migrated', FIRST_KEY_LOGGED, 'listening']);
+    expect(messages.slice(0, 4)).toEqual(['database migrated', SIMULATOR_WARNING, FIRST_KEY_LOGGED, 'listening']);
     expect(messages.slice(-2)).toEqual(['shutting down', 'stopped']);
     expect(server.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ level: 30, signal: 'SIGTERM' });
   }, 30_000);

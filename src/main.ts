@@ -19,15 +19,17 @@ async function main(): Promise<void> {
   const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), environment);
   const providerSettings = resolveProvider(config, environment);
   const logger = createLogger(config.logging.level);
+
+  // Owns the database once this returns: a start refused because another server owns it says
+  // only that, with nothing logged before.
+  const { app, chat, store, provider, keys, appliedMigrations } = await buildService({ config, providerSettings, logger });
+  if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
   if (providerSettings.kind === 'simulator') {
     logger.warn(
       'No model provider is configured: replies come from the built-in SIMULATOR. ' +
         'Set AZURE_OPENAI_API_KEY, AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_DEPLOYMENT_NAME (or OPENAI_API_KEY) to use a real model.',
     );
   }
-
-  const { app, chat, store, provider, keys, appliedMigrations } = await buildService({ config, providerSettings, logger });
-  if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
 
   const server = createHttpServer(app);
   // An open service without keys stays on this machine unless HOST says otherwise.
