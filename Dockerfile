@@ -36,7 +36,7 @@ COPY prisma ./prisma
 COPY config ./config
 COPY src ./src
 
-# generate (Prisma client into src/store/generated) + tsc -p tsconfig.build.json -> dist/
+# generate (the Prisma clients into src/store/generated/<engine>) + tsc -p tsconfig.build.json -> dist/
 RUN npm run build
 
 # Keep only production dependencies (express, openai, Prisma client + adapter, better-sqlite3

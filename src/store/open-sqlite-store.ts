@@ -4,7 +4,7 @@ import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import Database from 'better-sqlite3';
 import { DatabaseFile } from './database-file';
 import { DatabaseOwnerLock } from './database-owner-lock';
-import { PrismaClient } from './generated/client';
+import { PrismaClient } from './generated/sqlite/client';
 import { migrateSqlite } from './migrate-sqlite';
 import { PrismaChatStore } from './prisma-chat-store';
 import { PrismaKeyStore } from './prisma-key-store';
