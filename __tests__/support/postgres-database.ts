@@ -16,15 +16,10 @@ export interface PostgresDatabases {
 /**
  * `describe` for tests that need PostgreSQL: before them, a fresh database with a unique name;
  * after them, passed or failed, every database made for them is dropped. Where no PostgreSQL
- * answers at TEST_DATABASE_URL, the tests are skipped and one line says so on stderr; with
- * REQUIRE_POSTGRES=1 (CI) that is an error instead.
+ * answers at TEST_DATABASE_URL, the tests are skipped (see checkPostgresOnce).
  */
 export function describePostgres(title: string, body: (databases: PostgresDatabases) => void): void {
-  const unreachable = probe(POSTGRES_ADMIN_URL);
-  if (unreachable) {
-    const line = `PostgreSQL tests skipped: no PostgreSQL answers at ${redact(POSTGRES_ADMIN_URL)} (${unreachable}); set TEST_DATABASE_URL to one`;
-    if (process.env.REQUIRE_POSTGRES === '1') throw new Error(`${line}. REQUIRE_POSTGRES=1 makes this a failure.`);
-    process.stderr.write(`${line}.\n`);
+  if (postgresUnreachable() !== undefined) {
     describe.skip(title, () => body({ url: '', create: () => Promise.reject(new Error('skipped')) }));
     return;
   }
@@ -68,9 +63,31 @@ async function withAdmin<T>(run: (admin: Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** Set by the global setup for the whole run, so that its one line is said once. */
+const AVAILABILITY = 'LSS_TEST_POSTGRES_UNREACHABLE';
+
+/**
+ * For jest's globalSetup: checks once per run whether PostgreSQL answers. Where it does not, says
+ * so in one line and lets its tests be skipped, or fails the run when REQUIRE_POSTGRES=1.
+ */
+export function checkPostgresOnce(): void {
+  const unreachable = probe(POSTGRES_ADMIN_URL);
+  process.env[AVAILABILITY] = unreachable ?? '';
+  if (unreachable === undefined) return;
+  const where = `no PostgreSQL answers at ${redact(POSTGRES_ADMIN_URL)} (${unreachable})`;
+  if (process.env.REQUIRE_POSTGRES === '1') throw new Error(`PostgreSQL tests cannot run: ${where}, and REQUIRE_POSTGRES=1.`);
+  process.stderr.write(`\nPostgreSQL tests skipped: ${where}; set TEST_DATABASE_URL to one.\n`);
+}
+
+/** Why PostgreSQL does not answer, or undefined when it does (probed here if the global setup did not run). */
+function postgresUnreachable(): string | undefined {
+  if (process.env[AVAILABILITY] === undefined) checkPostgresOnce();
+  return process.env[AVAILABILITY] || undefined;
+}
+
 /**
  * Connects once, in a child process: the choice between `describe` and `describe.skip` has to be
- * made while the file loads, synchronously. Returns why it failed, or undefined.
+ * made while a test file loads, synchronously. Returns why it failed, or undefined.
  */
 function probe(url: string): string | undefined {
   const script = `const { Client } = require('pg');
