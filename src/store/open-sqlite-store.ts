@@ -2,10 +2,10 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import Database from 'better-sqlite3';
+import { ConfigError } from '../config/config-error';
 import { DatabaseFile } from './database-file';
 import { DatabaseOwnerLock } from './database-owner-lock';
 import { PrismaClient } from './generated/sqlite/client';
-import { ConfigError } from '../config/config-error';
 import { migrateSqlite, pendingSqliteMigrations } from './migrate-sqlite';
 import { PrismaChatStore } from './prisma-chat-store';
 import { PrismaKeyStore } from './prisma-key-store';
@@ -42,7 +42,8 @@ export async function openSqliteStore(
   mkdirSync(path.dirname(databasePath), { recursive: true });
   const ownerLock = options.owner ? DatabaseOwnerLock.acquire(databasePath) : undefined;
   try {
-    const appliedMigrations = options.migrate === false ? refusePending(databasePath, options.migrationsDir) : migrateSqlite(databasePath, options.migrationsDir);
+    const appliedMigrations =
+      options.migrate === false ? refusePending(databasePath, options.migrationsDir) : migrateSqlite(databasePath, options.migrationsDir);
     // No busy timeout (0): SQLite would wait for a lock inside the synchronous call, stopping the
     // event loop. Locks are waited for on timers instead (lock-wait.ts).
     const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: databasePath, timeout: 0 }) });
@@ -68,6 +69,7 @@ export async function openSqliteStore(
   }
 }
 
+/** For a server that does not migrate: nothing applied, or a ConfigError naming what is pending. */
 function refusePending(databasePath: string, migrationsDir: string): [] {
   const pending = pendingSqliteMigrations(databasePath, migrationsDir);
   if (pending.length > 0) {
