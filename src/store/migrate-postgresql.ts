@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Client } from 'pg';
 import { listMigrations } from './list-migrations';
 
@@ -62,8 +62,8 @@ async function applyMigration(client: Client, name: string, sql: string): Promis
     await client.query(sql);
     await client.query(
       `INSERT INTO "_prisma_migrations" ("id", "checksum", "finished_at", "migration_name", "started_at", "applied_steps_count")
-       VALUES (gen_random_uuid(), $1, now(), $2, $3, 1)`,
-      [createHash('sha256').update(sql).digest('hex'), name, startedAt],
+       VALUES ($1, $2, clock_timestamp(), $3, $4, 1)`,
+      [randomUUID(), createHash('sha256').update(sql).digest('hex'), name, startedAt],
     );
     await client.query('COMMIT');
   } catch (error) {
