@@ -36,7 +36,7 @@ COPY prisma ./prisma
 COPY config ./config
 COPY src ./src
 
-# generate (Prisma client into src/store/generated) + tsc -p tsconfig.build.json -> dist/
+# generate (the Prisma clients into src/store/generated/<engine>) + tsc -p tsconfig.build.json -> dist/
 RUN npm run build
 
 # Keep only production dependencies (express, openai, Prisma client + adapter, better-sqlite3
@@ -64,6 +64,7 @@ COPY --from=build --chown=node:node /app/package.json ./package.json
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
 COPY --from=build --chown=node:node /app/prisma/migrations ./prisma/migrations
+COPY --from=build --chown=node:node /app/prisma/postgresql/migrations ./prisma/postgresql/migrations
 COPY --from=build --chown=node:node /app/config ./config
 
 # The SQLite database (plus its -wal/-shm files) lives here. Creating the folder before VOLUME

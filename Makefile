@@ -111,5 +111,5 @@ docker-run: ## Run the image on port 3000 (with .env if present; data in a named
 		-v $(DOCKER_VOLUME):/app/data \
 		$(IMAGE)
 
-clean: ## Remove dist/, coverage/ and the generated Prisma client (keeps data/)
-	cd "$(ROOT)" && rm -rf dist coverage src/store/generated bench/tmp *.tsbuildinfo
+clean: ## Remove dist/, coverage/ and the generated Prisma clients (keeps data/)
+	cd "$(ROOT)" && rm -rf dist coverage src/store/generated prisma/sqlite/schema.prisma prisma/postgresql/schema.prisma bench/tmp *.tsbuildinfo

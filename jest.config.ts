@@ -13,6 +13,8 @@ const config: Config = {
   },
   collectCoverageFrom: ['src/**/*.ts', '!src/store/generated/**', '!src/main.ts'],
   testTimeout: 20_000,
+  // Says once per run whether the PostgreSQL tests can run (__tests__/support/postgres-database.ts).
+  globalSetup: '<rootDir>/__tests__/support/global-setup.ts',
 };
 
 export default config;

@@ -11,6 +11,7 @@ import { Conversations } from './chat/conversations';
 import { ConfigError } from './config/config-error';
 import { createProvider } from './llm/create-provider';
 import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
+import { databaseEngine } from './store/migrate-database';
 import { openSqliteStore } from './store/open-sqlite-store';
 
 export interface Service {
@@ -32,11 +33,13 @@ export const PROJECT_ROOT = path.resolve(__dirname, '..');
  */
 export async function buildService(options: { config: Config; providerSettings: ProviderSettings; logger: Logger }): Promise<Service> {
   const { config, providerSettings, logger } = options;
+  refuseUnservedDatabase(config);
   const { store, keys: keyStore, appliedMigrations } = await openSqliteStore({
     databaseUrl: config.database.url,
     migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
     lockWaitMs: config.database.lock_wait_seconds * 1000,
     owner: true,
+    migrate: config.database.migrate_on_start,
   });
   // This process owns the file now (or openSqliteStore threw): a reply still `streaming` was cut
   // off when the last owner stopped.
@@ -64,6 +67,20 @@ export async function buildService(options: { config: Config; providerSettings: 
   const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;
   const app = createApp({ config, logger, keys, chat, conversations, store, provider });
   return { app, chat, store, provider, keys, appliedMigrations };
+}
+
+/**
+ * Refuses a database the server cannot serve yet: PostgreSQL has migrations and a migrate command,
+ * but no chat store. Called before anything else is done with the settings.
+ * @throws ConfigError when `[database] url` names a PostgreSQL database.
+ */
+export function refuseUnservedDatabase(config: Config): void {
+  if (databaseEngine(config.database.url) === 'postgresql') {
+    throw new ConfigError(
+      'PostgreSQL is not supported by this version yet: [database] url names a PostgreSQL database, and the server stores chats ' +
+        'in SQLite only (a file: URL). `npm run migrate` can already prepare a PostgreSQL database.',
+    );
+  }
 }
 
 /** The model's context window, which must leave room for the prompt after the reserved reply. */

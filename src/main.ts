@@ -4,7 +4,7 @@ import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ApiKeyRecord } from './auth/api-keys';
-import { buildService, PROJECT_ROOT } from './build-service';
+import { buildService, PROJECT_ROOT, refuseUnservedDatabase } from './build-service';
 import { ConfigError } from './config/config-error';
 import { loadConfig } from './config/load-config';
 import { resolveProvider } from './config/resolve-provider';
@@ -17,6 +17,7 @@ async function main(): Promise<void> {
   if (existsSync('.env')) process.loadEnvFile('.env');
   const environment = process.env;
   const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), environment);
+  refuseUnservedDatabase(config);
   const providerSettings = resolveProvider(config, environment);
   const logger = createLogger(config.logging.level);
 

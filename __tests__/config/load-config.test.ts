@@ -13,7 +13,14 @@ const DEFAULT_CONFIG: Config = {
   server: { port: 3000, body_limit: '1mb', cors_origins: [] },
   auth: { enabled: true },
   limits: { requests_per_minute: 60, concurrent_streams: 4, max_messages_per_request: 50, max_message_characters: 100_000, max_open_streams: 0 },
-  database: { url: 'file:./data/chat.db', lock_wait_seconds: 5, reply_save_retry_seconds: 30 },
+  database: {
+    url: 'file:./data/chat.db',
+    migrate_on_start: true,
+    pool_size: 10,
+    statement_timeout_ms: 10_000,
+    lock_wait_seconds: 5,
+    reply_save_retry_seconds: 30,
+  },
   chat: {
     max_conversation_pairs: 50,
     max_context_tokens: 0,
@@ -92,6 +99,13 @@ describe('loadConfig', () => {
       database: { ...DEFAULT_CONFIG.database, url: 'file:/var/lib/chat.db' },
     });
   });
+
+  test.each(['postgres://chat@db.internal:5432/chat', 'postgresql://chat:secret@127.0.0.1/chat?sslmode=require', 'file:/var/lib/chat.db'])(
+    'accepts the database URL %s',
+    (url) => {
+      expect(loadConfig(DEFAULTS_PATH, { DATABASE_URL: url }).database.url).toBe(url);
+    },
+  );
 
   test('environment overrides win over the CONFIG_PATH file', () => {
     const overlay = writeOverlay(
@@ -176,11 +190,14 @@ describe('loadConfig', () => {
     ['PORT that is not an integer', '', { PORT: '8080.5' }, '  - server.port: expected a port number'],
     ['LOG_LEVEL in capitals', '', { LOG_LEVEL: 'DEBUG' }, '  - logging.level: Invalid option: expected one of "trace"|"debug"|"info"|"warn"|"error"|"fatal"|"silent"'],
     [
-      'DATABASE_URL that is not SQLite',
+      'DATABASE_URL that is neither SQLite nor PostgreSQL',
       '',
-      { DATABASE_URL: 'postgres://x' },
-      '  - database.url: expected a SQLite URL such as "file:./data/chat.db"',
+      { DATABASE_URL: 'mysql://x' },
+      '  - database.url: expected a SQLite URL such as "file:./data/chat.db" or a PostgreSQL URL such as "postgres://user@host:5432/chat"',
     ],
+    ['a pool_size of 0', '[database]\npool_size = 0', {}, '  - database.pool_size: Too small: expected number to be >=1'],
+    ['a negative statement_timeout_ms', '[database]\nstatement_timeout_ms = -1', {}, '  - database.statement_timeout_ms: Too small: expected number to be >=0'],
+    ['a migrate_on_start that is not a boolean', '[database]\nmigrate_on_start = "no"', {}, '  - database.migrate_on_start: Invalid input: expected boolean, received string'],
   ])('rejects %s, naming the key', (_description, toml, environment, message) => {
     const error = configErrorOf(() => loadConfig(DEFAULTS_PATH, { ...environment, CONFIG_PATH: writeOverlay(toml) }));
     expect(error.name).toBe('ConfigError');

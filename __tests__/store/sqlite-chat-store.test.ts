@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { PROJECT_ROOT } from '../../src/build-service';
 import type { ChatStore, FinishedReply, NewTurn } from '../../src/chat/ports';
 import type { KeyStore } from '../../src/auth/api-keys';
-import { PrismaClient } from '../../src/store/generated/client';
+import { PrismaClient } from '../../src/store/generated/sqlite/client';
 import { migrateSqlite } from '../../src/store/migrate-sqlite';
 import { openSqliteStore } from '../../src/store/open-sqlite-store';
 import { PrismaChatStore } from '../../src/store/prisma-chat-store';

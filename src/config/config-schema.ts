@@ -33,7 +33,18 @@ export const configSchema = z.strictObject({
     max_open_streams: z.number().int().min(0),
   }),
   database: z.strictObject({
-    url: z.string().startsWith('file:', 'expected a SQLite URL such as "file:./data/chat.db"'),
+    url: z
+      .string()
+      .regex(
+        /^(file:|postgres:\/\/|postgresql:\/\/)/,
+        'expected a SQLite URL such as "file:./data/chat.db" or a PostgreSQL URL such as "postgres://user@host:5432/chat"',
+      ),
+    /** Apply pending migrations at start; off: a start on a database with pending migrations is refused. */
+    migrate_on_start: z.boolean(),
+    /** PostgreSQL: connections per server process. */
+    pool_size: z.number().int().min(1),
+    /** PostgreSQL: longest a statement may run, in milliseconds; 0 = no limit. */
+    statement_timeout_ms: z.number().int().min(0),
     /** How long a request waits, without blocking, for a database another process holds locked. */
     lock_wait_seconds: seconds,
     /** How long the final save of a finished reply is retried before only its last checkpoint is kept. */

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { listMigrations } from './list-migrations';
 
 /**
  * Applies the SQL migrations under `migrationsDir` that the database has not seen, in name order,
@@ -32,8 +32,7 @@ export function migrateSqlite(databasePath: string, migrationsDir: string): stri
       "applied_steps_count" INTEGER UNSIGNED NOT NULL DEFAULT 0
     )`);
     const applied: string[] = [];
-    for (const name of listMigrations(migrationsDir)) {
-      const sql = readFileSync(path.join(migrationsDir, name, 'migration.sql'), 'utf8');
+    for (const { name, sql } of listMigrations(migrationsDir)) {
       const applyOnce = database.transaction(() => {
         const done = database
           .prepare(`SELECT 1 FROM "_prisma_migrations" WHERE migration_name = ? AND finished_at IS NOT NULL AND rolled_back_at IS NULL`)
@@ -59,9 +58,25 @@ export function migrateSqlite(databasePath: string, migrationsDir: string): stri
   }
 }
 
-function listMigrations(migrationsDir: string): string[] {
-  return readdirSync(migrationsDir, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory())
-    .map((entry) => entry.name)
-    .sort();
+/**
+ * The migrations under `migrationsDir` not yet applied to the database at `databasePath`; all of
+ * them when the file or its history does not exist. Reads only, and creates nothing.
+ */
+export function pendingSqliteMigrations(databasePath: string, migrationsDir: string): string[] {
+  const names = listMigrations(migrationsDir).map((migration) => migration.name);
+  if (!existsSync(databasePath)) return names;
+  const database = new Database(databasePath, { readonly: true, fileMustExist: true, timeout: 10_000 });
+  try {
+    const history = database.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_prisma_migrations'`).get();
+    if (!history) return names;
+    const done = new Set(
+      database
+        .prepare(`SELECT migration_name AS name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`)
+        .all()
+        .map((row) => (row as { name: string }).name),
+    );
+    return names.filter((name) => !done.has(name));
+  } finally {
+    database.close();
+  }
 }

@@ -2,10 +2,11 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import Database from 'better-sqlite3';
+import { ConfigError } from '../config/config-error';
 import { DatabaseFile } from './database-file';
 import { DatabaseOwnerLock } from './database-owner-lock';
-import { PrismaClient } from './generated/client';
-import { migrateSqlite } from './migrate-sqlite';
+import { PrismaClient } from './generated/sqlite/client';
+import { migrateSqlite, pendingSqliteMigrations } from './migrate-sqlite';
 import { PrismaChatStore } from './prisma-chat-store';
 import { PrismaKeyStore } from './prisma-key-store';
 import { SqliteChatStore } from './sqlite-chat-store';
@@ -23,13 +24,16 @@ export interface OpenStoreOptions {
    * if another server holds it. Tools (the keys CLI) leave it alone and work beside the server.
    */
   owner: boolean;
+  /** Apply pending migrations (default); false: refuse a database that has any. */
+  migrate?: boolean;
 }
 
 /**
  * Opens the SQLite database, creating its folder, taking ownership if asked, and applying pending
- * migrations first.
+ * migrations first (unless `migrate` is false).
  * @returns the stores and the names of the migrations applied now.
- * @throws ConfigError when `owner` is asked and another server owns the file.
+ * @throws ConfigError when `owner` is asked and another server owns the file, or when `migrate` is
+ *   false and migrations are pending.
  */
 export async function openSqliteStore(
   options: OpenStoreOptions,
@@ -38,7 +42,8 @@ export async function openSqliteStore(
   mkdirSync(path.dirname(databasePath), { recursive: true });
   const ownerLock = options.owner ? DatabaseOwnerLock.acquire(databasePath) : undefined;
   try {
-    const appliedMigrations = migrateSqlite(databasePath, options.migrationsDir);
+    const appliedMigrations =
+      options.migrate === false ? refusePending(databasePath, options.migrationsDir) : migrateSqlite(databasePath, options.migrationsDir);
     // No busy timeout (0): SQLite would wait for a lock inside the synchronous call, stopping the
     // event loop. Locks are waited for on timers instead (lock-wait.ts).
     const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: databasePath, timeout: 0 }) });
@@ -62,6 +67,18 @@ export async function openSqliteStore(
     ownerLock?.release();
     throw error;
   }
+}
+
+/** For a server that does not migrate: nothing applied, or a ConfigError naming what is pending. */
+function refusePending(databasePath: string, migrationsDir: string): [] {
+  const pending = pendingSqliteMigrations(databasePath, migrationsDir);
+  if (pending.length > 0) {
+    throw new ConfigError(
+      `The database has migrations not applied (${pending.join(', ')}) and [database] migrate_on_start is false: ` +
+        'run `npm run migrate` first, or set migrate_on_start = true.',
+    );
+  }
+  return [];
 }
 
 /** `file:./data/chat.db` → the absolute path of `./data/chat.db` from the working directory. */

@@ -11,7 +11,7 @@ import type {
 } from '../chat/ports';
 import { AppError } from '../errors/app-error';
 import { finishedReplyColumns, newMessageRows } from './message-columns';
-import type { PrismaClient } from './generated/client';
+import type { PrismaClient } from './generated/sqlite/client';
 
 const MESSAGE_FIELDS = {
   id: true,

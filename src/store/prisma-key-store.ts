@@ -1,5 +1,5 @@
 import type { ApiKeyRecord, KeyStore } from '../auth/api-keys';
-import type { PrismaClient } from './generated/client';
+import type { PrismaClient } from './generated/sqlite/client';
 
 /** API keys on Prisma. */
 export class PrismaKeyStore implements KeyStore {

@@ -1,0 +1,6 @@
+import { checkPostgresOnce } from './postgres-database';
+
+/** Runs once before every test file, in jest's own process; workers inherit the environment it sets. */
+export default function globalSetup(): void {
+  checkPostgresOnce();
+}

@@ -1,0 +1,31 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { migratePostgresql } from './migrate-postgresql';
+import { migrateSqlite } from './migrate-sqlite';
+import { sqlitePath } from './open-sqlite-store';
+
+export type DatabaseEngine = 'sqlite' | 'postgresql';
+
+/** The engine a validated `[database] url` names: `file:` is SQLite, `postgres(ql)://` PostgreSQL. */
+export function databaseEngine(databaseUrl: string): DatabaseEngine {
+  return databaseUrl.startsWith('file:') ? 'sqlite' : 'postgresql';
+}
+
+/** An engine's migrations folder: `prisma/migrations` (SQLite) or `prisma/postgresql/migrations`. */
+export function migrationsDir(prismaDir: string, engine: DatabaseEngine): string {
+  return engine === 'sqlite' ? path.join(prismaDir, 'migrations') : path.join(prismaDir, 'postgresql', 'migrations');
+}
+
+/**
+ * Applies the pending migrations of the database `databaseUrl` names, with its engine's
+ * migrator; a SQLite file's folder is created first.
+ * @returns the names of the migrations applied now.
+ * @throws what the engine's migrator throws (a failed migration, an unreachable server).
+ */
+export async function migrateDatabase(databaseUrl: string, prismaDir: string): Promise<string[]> {
+  const engine = databaseEngine(databaseUrl);
+  if (engine === 'postgresql') return migratePostgresql({ connectionString: databaseUrl, migrationsDir: migrationsDir(prismaDir, engine) });
+  const databasePath = sqlitePath(databaseUrl);
+  mkdirSync(path.dirname(databasePath), { recursive: true });
+  return migrateSqlite(databasePath, migrationsDir(prismaDir, engine));
+}
