@@ -3,6 +3,9 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { listMigrations } from './list-migrations';
 
+/** A row of `_prisma_migrations` that counts as applied, as Prisma decides it. */
+const APPLIED = `"finished_at" IS NOT NULL AND "rolled_back_at" IS NULL`;
+
 /**
  * Applies the SQL migrations under `migrationsDir` that the database has not seen, in name order,
  * each in its own transaction, and records them in Prisma's `_prisma_migrations` table so that
@@ -35,7 +38,7 @@ export function migrateSqlite(databasePath: string, migrationsDir: string): stri
     for (const { name, sql } of listMigrations(migrationsDir)) {
       const applyOnce = database.transaction(() => {
         const done = database
-          .prepare(`SELECT 1 FROM "_prisma_migrations" WHERE migration_name = ? AND finished_at IS NOT NULL AND rolled_back_at IS NULL`)
+          .prepare(`SELECT 1 FROM "_prisma_migrations" WHERE "migration_name" = ? AND ${APPLIED}`)
           .get(name);
         if (done) return false;
         const startedAt = Date.now();
@@ -71,7 +74,7 @@ export function pendingSqliteMigrations(databasePath: string, migrationsDir: str
     if (!history) return names;
     const done = new Set(
       database
-        .prepare(`SELECT migration_name AS name FROM "_prisma_migrations" WHERE finished_at IS NOT NULL AND rolled_back_at IS NULL`)
+        .prepare(`SELECT "migration_name" AS name FROM "_prisma_migrations" WHERE ${APPLIED}`)
         .all()
         .map((row) => (row as { name: string }).name),
     );
