@@ -27,12 +27,13 @@ env.PRISMA_HIDE_UPDATE_MESSAGE ??= '1';
  * Prisma's millisecond precision), and autoincrement keys are 64-bit, as an SQLite INTEGER
  * PRIMARY KEY (a rowid) already is: `Message.seq` counts every message ever written, in every
  * chat, and a sequence also spends numbers on rolled-back inserts. Widening a full table later
- * rewrites it under an exclusive lock.
+ * rewrites it under an exclusive lock. Fields that hold such a key are named `...Seq`.
  */
 function toPostgresql(line) {
   return line
     .replace(/^(\s+\w+\s+DateTime\??)(\s.*)?$/, (_line, field, rest = '') => `${field}${rest.trimEnd()} @db.Timestamptz(3)`)
-    .replace(/^(\s+\w+\s+)Int(\s+@id\s+@default\(autoincrement\(\)\).*)$/, '$1BigInt$2');
+    .replace(/^(\s+\w+\s+)Int(\s+@id\s+@default\(autoincrement\(\)\).*)$/, '$1BigInt$2')
+    .replace(/^(\s+\w*[sS]eq\s+)Int\b/, '$1BigInt');
 }
 
 const ENGINES = [

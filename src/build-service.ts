@@ -11,8 +11,8 @@ import { Conversations } from './chat/conversations';
 import { ConfigError } from './config/config-error';
 import { createProvider } from './llm/create-provider';
 import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
-import { databaseEngine } from './store/migrate-database';
-import { openSqliteStore } from './store/open-sqlite-store';
+import { InstanceLease, instanceIdentity } from './chat/instance-lease';
+import { openStore } from './store/open-store';
 
 export interface Service {
   app: Express;
@@ -22,33 +22,49 @@ export interface Service {
   /** Undefined when auth is off. */
   keys: ApiKeys | undefined;
   appliedMigrations: string[];
+  /** This instance's name and lease; stop the lease before closing the store. */
+  instanceId: string;
+  lease: InstanceLease;
 }
 
 /** The project's root folder, where `config/` and `prisma/migrations/` live (from src/ or dist/). */
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
 
 /**
- * Wires the real dependencies: the SQLite store (migrated), the model provider, the chat service
- * and the HTTP app. Used by `main.ts` and by tests, so both run the same wiring.
+ * Wires the real dependencies: the store of the configured engine (migrated), this instance's
+ * lease, the model provider, the chat service and the HTTP app. Used by `main.ts` and by tests, so
+ * both run the same wiring.
  */
 export async function buildService(options: { config: Config; providerSettings: ProviderSettings; logger: Logger }): Promise<Service> {
   const { config, providerSettings, logger } = options;
-  refuseUnservedDatabase(config);
-  const { store, keys: keyStore, appliedMigrations } = await openSqliteStore({
+  const { store, keys: keyStore, appliedMigrations, describe } = await openStore({
     databaseUrl: config.database.url,
-    migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
+    prismaDir: path.join(PROJECT_ROOT, 'prisma'),
     lockWaitMs: config.database.lock_wait_seconds * 1000,
     owner: true,
     migrate: config.database.migrate_on_start,
+    poolSize: config.database.pool_size,
+    statementTimeoutMs: config.database.statement_timeout_ms,
   });
-  // This process owns the file now (or openSqliteStore threw): a reply still `streaming` was cut
-  // off when the last owner stopped.
-  const abandonedReplies = await store.interruptAbandonedReplies();
-  if (abandonedReplies > 0) logger.warn({ abandonedReplies }, 'replies cut off by the last stop marked interrupted');
+  const instanceId = instanceIdentity(config.cluster.instance_id, config.server.port);
+  logger.info({ ...describe, instanceId }, 'database opened');
+  const lease = new InstanceLease({ store, instanceId, leaseMs: config.cluster.lease_seconds * 1000, log: logger });
+  try {
+    // Before any reply of this run exists: what is still `streaming` from this instance's last
+    // run (or from instances whose lease lapsed) was cut off.
+    const abandonedReplies = await lease.start();
+    if (abandonedReplies > 0) logger.warn({ abandonedReplies }, 'replies cut off by the last stop marked interrupted');
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  // Chats deleted just before a stop may still have messages to remove.
+  void store.purgeDeletedChats().catch((error: unknown) => logger.warn({ err: error }, 'could not finish removing deleted chats; retried at the next start'));
   const provider = createProvider(providerSettings, config);
   const window = contextWindow(config, provider.model);
   const chat = new ChatService({
     store,
+    instanceId,
     provider,
     counter: createTokenCounter(config.chat.tokenizer === 'auto' ? inferEncoding(provider.model) : config.chat.tokenizer),
     maxConversationPairs: config.chat.max_conversation_pairs,
@@ -66,21 +82,7 @@ export async function buildService(options: { config: Config; providerSettings: 
   const conversations = new Conversations(store, chat);
   const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;
   const app = createApp({ config, logger, keys, chat, conversations, store, provider });
-  return { app, chat, store, provider, keys, appliedMigrations };
-}
-
-/**
- * Refuses a database the server cannot serve yet: PostgreSQL has migrations and a migrate command,
- * but no chat store. Called before anything else is done with the settings.
- * @throws ConfigError when `[database] url` names a PostgreSQL database.
- */
-export function refuseUnservedDatabase(config: Config): void {
-  if (databaseEngine(config.database.url) === 'postgresql') {
-    throw new ConfigError(
-      'PostgreSQL is not supported by this version yet: [database] url names a PostgreSQL database, and the server stores chats ' +
-        'in SQLite only (a file: URL). `npm run migrate` can already prepare a PostgreSQL database.',
-    );
-  }
+  return { app, chat, store, provider, keys, appliedMigrations, instanceId, lease };
 }
 
 /** The model's context window, which must leave room for the prompt after the reserved reply. */

@@ -4,7 +4,7 @@ import { BlockList, isIP } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { ApiKeyRecord } from './auth/api-keys';
-import { buildService, PROJECT_ROOT, refuseUnservedDatabase } from './build-service';
+import { buildService, PROJECT_ROOT } from './build-service';
 import { ConfigError } from './config/config-error';
 import { loadConfig } from './config/load-config';
 import { resolveProvider } from './config/resolve-provider';
@@ -17,13 +17,12 @@ async function main(): Promise<void> {
   if (existsSync('.env')) process.loadEnvFile('.env');
   const environment = process.env;
   const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), environment);
-  refuseUnservedDatabase(config);
   const providerSettings = resolveProvider(config, environment);
   const logger = createLogger(config.logging.level);
 
   // Owns the database once this returns: a start refused because another server owns it says
   // only that, with nothing logged before.
-  const { app, chat, store, provider, keys, appliedMigrations } = await buildService({ config, providerSettings, logger });
+  const { app, chat, store, provider, keys, appliedMigrations, lease } = await buildService({ config, providerSettings, logger });
   if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
   if (providerSettings.kind === 'simulator') {
     logger.warn(
@@ -44,6 +43,7 @@ async function main(): Promise<void> {
     server.close();
     await chat.shutdown(config.streaming.shutdown_grace_seconds * 1000);
     server.closeAllConnections();
+    await lease.stop();
     await store.close();
   });
   try {
@@ -51,6 +51,7 @@ async function main(): Promise<void> {
   } catch (error) {
     // A setting to change, not a bug: one line that says which, without a stack to bury it.
     process.stderr.write(`${describeListenFailure(error as NodeJS.ErrnoException, { host, port: config.server.port })}\n`);
+    await lease.stop();
     await store.close();
     process.exit(1);
   }

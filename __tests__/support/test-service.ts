@@ -76,6 +76,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     (stopped ??= (async () => {
       await closeServer(server);
       await service.chat.shutdown();
+      await service.lease.stop();
       await service.store.close();
       database.close();
     })());

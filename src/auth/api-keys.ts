@@ -16,7 +16,11 @@ export interface KeyStore {
   listKeys(): Promise<ApiKeyRecord[]>;
   /** Marks the key revoked; null if there is no such key. */
   revokeKey(id: string): Promise<ApiKeyRecord | null>;
-  countKeys(): Promise<number>;
+  /**
+   * Inserts the key only if no key exists at all, atomically: of several instances starting
+   * together on an empty database, exactly one inserts. Undefined when a key already existed.
+   */
+  insertFirstKey(record: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>): Promise<ApiKeyRecord | undefined>;
 }
 
 const KEY_PREFIX = 'lss_';
@@ -32,9 +36,8 @@ export class ApiKeys {
 
   /** A new key; the returned `key` is the only time it exists outside its owner's hands. */
   async create(name: string): Promise<{ key: string; record: ApiKeyRecord }> {
-    const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
-    const record = await this.store.insertKey({ id: randomUUID(), name, prefix: key.slice(0, PREFIX_LENGTH), hash: hashKey(key) });
-    return { key, record };
+    const { key, fields } = newKey(name);
+    return { key, record: await this.store.insertKey(fields) };
   }
 
   /**
@@ -59,11 +62,20 @@ export class ApiKeys {
     return this.store.revokeKey(id);
   }
 
-  /** On the very first start (no key at all), creates the key "default" so the service can be used at once. */
+  /**
+   * On the very first start (no key at all), creates the key "default" so the service can be used
+   * at once; once only, even when several instances start together.
+   */
   async createFirstKey(): Promise<{ key: string; record: ApiKeyRecord } | undefined> {
-    if ((await this.store.countKeys()) > 0) return undefined;
-    return this.create('default');
+    const { key, fields } = newKey('default');
+    const record = await this.store.insertFirstKey(fields);
+    return record && { key, record };
   }
+}
+
+function newKey(name: string) {
+  const key = `${KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+  return { key, fields: { id: randomUUID(), name, prefix: key.slice(0, PREFIX_LENGTH), hash: hashKey(key) } };
 }
 
 function hashKey(key: string): string {

@@ -9,6 +9,8 @@ import { generateTitle, titleFromMessage } from './titles';
 
 export interface ChatServiceOptions {
   store: ChatStore;
+  /** This server instance, recorded on the replies it opens. */
+  instanceId: string;
   provider: LlmProvider;
   counter: TokenCounter;
   maxConversationPairs: number;
@@ -112,7 +114,12 @@ export class ChatService {
         systemPrompt: turn.requestPrompt,
         title: turn.title,
         messages: turn.newMessages.map((message, index) => ({ ...message, tokenCount: turn.newTokenCounts[index]! })),
-        reply: { id: generation.messageId, model: this.options.provider.model, systemPromptHash: sha256(turn.systemPrompt) },
+        reply: {
+          id: generation.messageId,
+          model: this.options.provider.model,
+          systemPromptHash: sha256(turn.systemPrompt),
+          instanceId: this.options.instanceId,
+        },
       });
       replyOpened = true;
       const events = await this.openStream(generation, turn, context, clientSignal, log);

@@ -85,7 +85,8 @@ export interface NewTurn {
   /** Set when the chat has no title yet. */
   title: string;
   messages: Array<ChatMessage & { tokenCount: number }>;
-  reply: { id: string; model: string; systemPromptHash: string };
+  /** The reply's row, opened as `streaming`; `instanceId` is the server instance generating it. */
+  reply: { id: string; model: string; systemPromptHash: string; instanceId: string };
 }
 
 /**
@@ -103,14 +104,38 @@ export interface ChatStore {
     ownerId: string,
     limit: number,
   ): Promise<{ systemPrompt: string | null; messageCount: number; messages: StoredMessage[] } | null>;
-  /** Creates the chat if new, stores the prompt and the new messages, and opens the reply as `streaming`, in one transaction. */
+  /**
+   * Creates the chat if new, stores the prompt and the new messages, and opens the reply as
+   * `streaming`, in one transaction. The chat keeps its message count and its newest reply.
+   *
+   * One reply streams per chat across every instance sharing the database: while the chat's newest
+   * reply is `streaming` and was opened by another instance, nothing is written and AppError
+   * `generation_in_progress` is thrown (of two turns racing, exactly one is stored). A reply still
+   * `streaming` from the same instance is one its process no longer runs (the chat service never
+   * starts a second turn on a chat it is generating for): it is marked `interrupted` and the turn goes on.
+   */
   beginTurn(turn: NewTurn): Promise<void>;
   /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. One attempt. */
   saveProgress(messageId: string, content: string): Promise<void>;
   /** Records how a reply ended, in one attempt; false when its row is gone. */
   finishReply(messageId: string, reply: FinishedReply): Promise<boolean>;
-  /** Marks replies left `streaming` by a process that died as `interrupted`; returns how many. */
-  interruptAbandonedReplies(): Promise<number>;
+  /**
+   * Marks as `interrupted` the replies left `streaming` by instances whose lease has expired or
+   * that hold none, and by no instance (rows older than instances); with `includeOwn` (at start,
+   * before any reply of this run exists) also those of `instanceId`'s earlier run. Never those of
+   * another instance whose lease is current. Returns how many.
+   */
+  interruptAbandonedReplies(sweeper: { instanceId: string; includeOwn: boolean }): Promise<number>;
+  /** Records that `instanceId` is alive for `leaseMs` from now (by the database's clock where it has one). */
+  renewLease(instanceId: string, leaseMs: number): Promise<void>;
+  /** Gives the lease up on a clean stop, so that what the instance left is swept at once. */
+  releaseLease(instanceId: string): Promise<void>;
+  /**
+   * Removes the messages of deleted chats, a small batch per statement with the event loop free
+   * between batches; deleteChat starts this itself, the server calls it at start for purges a
+   * stop interrupted. Resolves with how many messages were removed.
+   */
+  purgeDeletedChats(): Promise<number>;
   /** Up to `limit` messages older than message `before` (or the newest), oldest first; null if the chat is unknown. */
   listMessages(
     chatId: string,
@@ -124,10 +149,14 @@ export interface ChatStore {
   updateChat(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary | null>;
   /** Replaces an automatic title; a title set by a user is kept. */
   setGeneratedTitle(chatId: string, ownerId: string, title: string): Promise<void>;
-  /** Deletes the chat and its messages in one transaction; false if it did not exist. */
+  /**
+   * Deletes the chat: it is gone for every read when this resolves, whatever its size; its
+   * messages are removed afterwards (purgeDeletedChats). False if it did not exist.
+   */
   deleteChat(chatId: string, ownerId: string): Promise<boolean>;
   /** Resolves when the database answers and is still the one the store opened. */
   ping(): Promise<void>;
+  /** Stops a purge between batches (the rest is resumed at the next start) and closes the connections. */
   close(): Promise<void>;
 }
 

@@ -7,9 +7,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiKeys, type ApiKeyRecord } from '../auth/api-keys';
-import { PROJECT_ROOT, refuseUnservedDatabase } from '../build-service';
+import { PROJECT_ROOT } from '../build-service';
 import { loadConfig } from '../config/load-config';
-import { openSqliteStore } from '../store/open-sqlite-store';
+import { openStore } from '../store/open-store';
 
 const USAGE = `Usage:
   npm run keys -- create --name NAME [--json]
@@ -32,14 +32,15 @@ async function main(): Promise<number> {
   // The server's settings may live in .env: without it a key would go into another database.
   if (existsSync('.env')) process.loadEnvFile('.env');
   const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), process.env);
-  refuseUnservedDatabase(config);
-  const { store, keys: keyStore } = await openSqliteStore({
+  const { store, keys: keyStore } = await openStore({
     databaseUrl: config.database.url,
-    migrationsDir: path.join(PROJECT_ROOT, 'prisma', 'migrations'),
+    prismaDir: path.join(PROJECT_ROOT, 'prisma'),
     lockWaitMs: config.database.lock_wait_seconds * 1000,
-    // Keys are managed beside a running server, which owns the file.
+    // Keys are managed beside a running server, which owns a SQLite file.
     owner: false,
     migrate: config.database.migrate_on_start,
+    poolSize: 2,
+    statementTimeoutMs: config.database.statement_timeout_ms,
   });
   const keys = new ApiKeys(keyStore);
   try {

@@ -50,6 +50,12 @@ export const configSchema = z.strictObject({
     /** How long the final save of a finished reply is retried before only its last checkpoint is kept. */
     reply_save_retry_seconds: seconds,
   }),
+  cluster: z.strictObject({
+    /** This instance's name, stable across its restarts; "" = host name and port. */
+    instance_id: z.string().max(200),
+    /** How long an instance's running replies stay its own after its last lease renewal. */
+    lease_seconds: z.number().min(2),
+  }),
   chat: z.strictObject({
     max_conversation_pairs: z.number().int().min(0),
     max_context_tokens: z.number().int().min(0),

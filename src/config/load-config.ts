@@ -12,6 +12,7 @@ const ENVIRONMENT_OVERRIDES: ReadonlyArray<[variable: string, key: string]> = [
   ['PORT', 'server.port'],
   ['HOST', 'server.host'],
   ['DATABASE_URL', 'database.url'],
+  ['INSTANCE_ID', 'cluster.instance_id'],
   ['LOG_LEVEL', 'logging.level'],
   ['OPENAI_MODEL', 'openai.model'],
   ['AZURE_OPENAI_DEPLOYMENT_NAME', 'openai.model'],

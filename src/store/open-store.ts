@@ -1,0 +1,40 @@
+import type { KeyStore } from '../auth/api-keys';
+import type { ChatStore } from '../chat/ports';
+import { databaseEngine, migrationsDir, type DatabaseEngine } from './migrate-database';
+import { openPostgresqlStore } from './open-postgresql-store';
+import { openSqliteStore } from './open-sqlite-store';
+
+export interface OpenedStore {
+  store: ChatStore;
+  keys: KeyStore;
+  appliedMigrations: string[];
+  /** What the logs say of the database: its engine and where it is, never a password. */
+  describe: { engine: DatabaseEngine; database: string };
+}
+
+export interface OpenStoreSettings {
+  databaseUrl: string;
+  /** The project's `prisma/` folder, which holds each engine's migrations. */
+  prismaDir: string;
+  /** SQLite: how long a call waits, on timers, for a lock another process holds. */
+  lockWaitMs: number;
+  /** A serving process (not a tool such as the keys CLI). SQLite: it takes the owner lock. */
+  owner: boolean;
+  /** Apply pending migrations (default); false: refuse a database that has any. */
+  migrate?: boolean;
+  /** PostgreSQL: connections in the pool. */
+  poolSize: number;
+  /** PostgreSQL: longest a statement may run, in milliseconds; 0 = no limit. */
+  statementTimeoutMs: number;
+}
+
+/** Opens the store of the engine `databaseUrl` names (`file:` SQLite, `postgres(ql)://` PostgreSQL), migrated first. */
+export async function openStore(settings: OpenStoreSettings): Promise<OpenedStore> {
+  const engine = databaseEngine(settings.databaseUrl);
+  const dir = migrationsDir(settings.prismaDir, engine);
+  if (engine === 'postgresql') {
+    return openPostgresqlStore({ ...settings, migrationsDir: dir });
+  }
+  const opened = await openSqliteStore({ ...settings, migrationsDir: dir });
+  return { ...opened, describe: { engine, database: opened.databasePath } };
+}

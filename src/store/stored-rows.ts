@@ -1,0 +1,102 @@
+/**
+ * Rows as both engines read and write them: the column lists, what a turn and a finished reply
+ * write, and the mapping from a row to the chat layer's types. Each engine's statements differ
+ * only in their SQL dialect and in how a driver returns timestamps and booleans (SQLite: text and
+ * 0/1; PostgreSQL: Date and boolean), which `toStoredMessage` and `toChatSummary` absorb.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ChatSummary, FinishedReply, FinishReason, MessageStatus, NewTurn, Role, StoredMessage } from '../chat/ports';
+
+/** The Message columns a StoredMessage is read from, in SELECT order. */
+export const MESSAGE_COLUMNS = `"id", "role", "content", "status", "finishReason", "createdAt", "tokenCount", "promptTokens",
+  "completionTokens", "totalTokens", "usageEstimated", "model", "timeToFirstTokenMs", "durationMs", "systemPromptHash"`;
+
+/** The Chat columns a ChatSummary is read from. */
+export const CHAT_COLUMNS = `"id", "title", "systemPrompt", "createdAt", "updatedAt", "messageCount", "lastReplyStatus"`;
+
+export interface MessageRow extends Omit<StoredMessage, 'role' | 'status' | 'finishReason' | 'createdAt' | 'usageEstimated'> {
+  role: string;
+  status: string;
+  finishReason: string | null;
+  createdAt: string | Date;
+  usageEstimated: number | boolean;
+}
+
+export interface ChatRow {
+  id: string;
+  title: string | null;
+  systemPrompt: string | null;
+  createdAt: string | Date;
+  updatedAt: string | Date;
+  messageCount: number;
+  lastReplyStatus: string | null;
+}
+
+/** One row to insert for each message of a turn, in order: the new messages, then the reply, opened `streaming`. */
+export function turnMessageRows(turn: NewTurn) {
+  const { ownerId, chatId, reply } = turn;
+  const rows = turn.messages.map((message) => ({
+    id: randomUUID(),
+    ownerId,
+    chatId,
+    role: message.role as string,
+    content: message.content,
+    status: 'completed' as MessageStatus,
+    tokenCount: message.tokenCount as number | null,
+    model: null as string | null,
+    systemPromptHash: null as string | null,
+    instanceId: null as string | null,
+  }));
+  rows.push({
+    id: reply.id,
+    ownerId,
+    chatId,
+    role: 'assistant',
+    content: '',
+    status: 'streaming',
+    tokenCount: null,
+    model: reply.model,
+    systemPromptHash: reply.systemPromptHash,
+    instanceId: reply.instanceId,
+  });
+  return rows;
+}
+
+/** The Message columns a finished reply sets. */
+export function finishedReplyColumns(reply: FinishedReply) {
+  return {
+    content: reply.content,
+    status: reply.status,
+    finishReason: reply.finishReason,
+    tokenCount: reply.tokenCount,
+    promptTokens: reply.usage.promptTokens,
+    completionTokens: reply.usage.completionTokens,
+    totalTokens: reply.usage.totalTokens,
+    usageEstimated: reply.usageEstimated,
+    timeToFirstTokenMs: reply.timeToFirstTokenMs,
+    durationMs: reply.durationMs,
+  };
+}
+
+export function toStoredMessage(row: MessageRow): StoredMessage {
+  return {
+    ...row,
+    role: row.role as Role,
+    status: row.status as MessageStatus,
+    finishReason: row.finishReason as FinishReason | null,
+    createdAt: new Date(row.createdAt),
+    usageEstimated: row.usageEstimated === true || row.usageEstimated === 1,
+  };
+}
+
+export function toChatSummary(row: ChatRow): ChatSummary {
+  return {
+    chatId: row.id,
+    title: row.title,
+    systemPrompt: row.systemPrompt,
+    createdAt: new Date(row.createdAt),
+    updatedAt: new Date(row.updatedAt),
+    messageCount: Number(row.messageCount),
+    lastReplyStatus: row.lastReplyStatus as MessageStatus | null,
+  };
+}
