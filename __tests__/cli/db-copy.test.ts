@@ -79,6 +79,20 @@ test('an unreachable target: exit 1 with one line that does not show the passwor
   expect(run).toEqual({ code: 1, stdout: '', stderr: 'Cannot copy: connect ECONNREFUSED 127.0.0.1:1\n' });
 });
 
+test('a source with a column the copy does not know is refused rather than copied without it', async () => {
+  const sourcePath = path.join(directory, 'chat.db');
+  writeSqliteSource(sourcePath, sampleTables());
+  const database = new Database(sourcePath);
+  database.exec(`ALTER TABLE "Message" ADD COLUMN "rating" INTEGER`);
+  database.close();
+  const run = await runDbCopy(['--from', sourceUrl(), '--to', 'postgres://postgres@127.0.0.1:1/nothing']);
+  expect(run).toEqual({
+    code: 1,
+    stdout: '',
+    stderr: "Cannot copy: the source's Message table has rating, which db:copy does not expect: its column list (src/store/copied-tables.ts) needs updating\n",
+  });
+});
+
 describePostgres('npm run db:copy into PostgreSQL', (databases) => {
   test('copies every key, chat, message and pending purge exactly, leaves the source as it was, and continues the sequence', async () => {
     const sourcePath = path.join(directory, 'chat.db');

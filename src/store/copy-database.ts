@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
+import { checkColumns, postgresColumns, sqliteColumns } from './check-copied-columns';
 import { COPIED_TABLES, type CopiedTable, toPostgresValue } from './copied-tables';
 import { databaseEngine, migrateDatabase, migrationsDir } from './migrate-database';
 import { pendingSqliteMigrations } from './migrate-sqlite';
@@ -198,37 +199,4 @@ function plural(count: number, noun: string): string {
 
 function columnList(table: CopiedTable): string {
   return table.columns.map(([name]) => `"${name}"`).join(', ');
-}
-
-function sqliteColumns(source: Database.Database): Map<string, string[]> {
-  return new Map(
-    COPIED_TABLES.map((table) => [table.name, (source.pragma(`table_info("${table.name}")`) as Array<{ name: string }>).map((column) => column.name)]),
-  );
-}
-
-async function postgresColumns(target: Client): Promise<Map<string, string[]>> {
-  const { rows } = await target.query(
-    `SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ANY($1)`,
-    [COPIED_TABLES.map((table) => table.name)],
-  );
-  const columns = new Map<string, string[]>(COPIED_TABLES.map((table) => [table.name, []]));
-  for (const row of rows as Array<{ table_name: string; column_name: string }>) columns.get(row.table_name)!.push(row.column_name);
-  return columns;
-}
-
-/**
- * Refuses a schema this copy does not know all of: a column added by a later migration would
- * otherwise be left behind without a word.
- */
-function checkColumns(side: 'source' | 'target', found: Map<string, string[]>): void {
-  for (const table of COPIED_TABLES) {
-    const known = new Set(table.columns.map(([name]) => name));
-    const columns = found.get(table.name) ?? [];
-    const unknown = columns.filter((name) => !known.has(name));
-    const missing = [...known].filter((name) => !columns.includes(name));
-    if (unknown.length > 0 || missing.length > 0) {
-      const what = [unknown.length > 0 && `has ${unknown.join(', ')}`, missing.length > 0 && `lacks ${missing.join(', ')}`].filter(Boolean).join(' and ');
-      throw new Error(`the ${side}'s ${table.name} table ${what}, which db:copy does not expect: its column list (src/store/copied-tables.ts) needs updating`);
-    }
-  }
 }
