@@ -74,12 +74,20 @@ async function checkReachable(connectionString: string, database: string): Promi
   }
 }
 
-/** pg's reason; connecting to `localhost` tries each address and may fail with an AggregateError without a message. */
+/**
+ * pg's reason. Connecting to `localhost` tries each address and may fail with an AggregateError
+ * without a message; socket errors come from Node's own realm, so no `instanceof` here.
+ */
 function connectionFailure(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  if (error.message) return error.message;
-  const inner = error instanceof AggregateError ? error.errors.map((each: Error) => each.message).filter(Boolean) : [];
-  return inner.join('; ') || (error as { code?: string }).code || error.name;
+  const { message, code, errors } = (typeof error === 'object' && error !== null ? error : {}) as {
+    message?: unknown;
+    code?: unknown;
+    errors?: Array<{ message?: unknown }>;
+  };
+  if (typeof message === 'string' && message) return message;
+  const inner = (errors ?? []).map((each) => each.message).filter((each): each is string => typeof each === 'string' && each !== '');
+  if (inner.length > 0) return inner.join('; ');
+  return typeof code === 'string' ? code : String(error);
 }
 
 /** For a server that does not migrate: nothing applied, or a ConfigError naming what is pending. */
