@@ -197,6 +197,37 @@ describePostgres('the PostgreSQL store', (databases) => {
     expect(counts).toEqual({ streaming: 1, messageCount: counts!.rows, rows: release === 'COMMIT' ? 6 : 3 });
   });
 
+  test('a chat deleted while a turn holds it: the purge covers that turn\'s messages, which the snapshot did not see', async () => {
+    const { store } = await open();
+    const chatId = randomUUID();
+    await store.beginTurn(turn(chatId, 'instance-a'));
+    const holder = new Client({ connectionString: databases.url });
+    await holder.connect();
+    try {
+      // A turn in flight: it holds the chat's row and has drawn seqs, not yet committed.
+      await holder.query('BEGIN');
+      await holder.query(`UPDATE "Chat" SET "messageCount" = "messageCount" + 1 WHERE "id" = $1`, [chatId]);
+      await holder.query(
+        `INSERT INTO "Message" ("id", "ownerId", "chatId", "role", "content", "status", "createdAt", "updatedAt")
+         VALUES (gen_random_uuid()::text, $1, $2, 'user', 'late', 'completed', now(), now())`,
+        [OWNER, chatId],
+      );
+      const deleting = store.deleteChat(chatId, OWNER);
+      await waitUntil(async () => {
+        const [row] = await query<{ waiting: number }>(
+          `SELECT count(*)::int AS "waiting" FROM pg_stat_activity WHERE "datname" = current_database() AND "wait_event_type" = 'Lock'`,
+        );
+        return row!.waiting === 1;
+      });
+      await holder.query('COMMIT');
+      expect(await deleting).toBe(true);
+    } finally {
+      await holder.end();
+    }
+    await store.purgeDeletedChats();
+    expect(await query(`SELECT "content" FROM "Message" WHERE "chatId" = $1`, [chatId])).toEqual([]);
+  });
+
   test('five instances creating the first key at the same instant: exactly one key exists', async () => {
     const url = await databases.create();
     const instances = await Promise.all([1, 2, 3, 4, 5].map(() => open({ url })));
