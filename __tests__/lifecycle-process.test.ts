@@ -421,7 +421,7 @@ describe('ChatService.shutdown and a turn that is still being prepared', () => {
       try {
         await stopped;
         // "Resolves when every reply is stored": the accepted turn had the grace period to finish.
-        expect(service.query('SELECT role, content, status FROM "Message" WHERE chatId = ? ORDER BY seq', chatId)).toEqual([
+        expect(await service.query('SELECT role, content, status FROM "Message" WHERE chatId = ? ORDER BY seq', chatId)).toEqual([
           { role: 'user', content: 'Hello?', status: 'completed' },
           { role: 'assistant', content: 'abc', status: 'completed' },
         ]);

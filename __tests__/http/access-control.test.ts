@@ -52,12 +52,12 @@ describe('API keys', () => {
     ['a key of the wrong shape', { authorization: 'Bearer hunter2' }, 'This API key is not valid.'],
   ])('%s gets 401 with WWW-Authenticate: Bearer', async (_name, headers, message) => {
     await start();
-    const before = rowCounts();
+    const before = await rowCounts();
     const answer = await call('POST', '/api/chat', undefined, userTurn(randomUUID(), 'Hi'), headers);
     expect(answer.status).toBe(401);
     expect(answer.headers.get('www-authenticate')).toBe('Bearer');
     expect(answer.body).toEqual({ error: { code: 'unauthorized', message } });
-    expect(rowCounts()).toEqual(before);
+    expect(await rowCounts()).toEqual(before);
     expect(upstream.requests).toHaveLength(0);
   });
 
@@ -76,7 +76,7 @@ describe('API keys', () => {
     await start();
     expect(alice).toMatch(/^lss_[A-Za-z0-9_-]{43}$/);
     expect(alice).not.toBe(bob);
-    const rows = service.query<Record<string, unknown>>('SELECT * FROM ApiKey');
+    const rows = await service.query<Record<string, unknown>>('SELECT * FROM ApiKey');
     expect(rows).toHaveLength(2);
     for (const row of rows) {
       const stored = JSON.stringify(row);
@@ -102,7 +102,7 @@ describe('ownership', () => {
     // A reply in progress, for the stream routes.
     upstream.enqueue({ kind: 'stream', content: ['Still ', 'going'], ending: 'stall', cutAfter: 1 });
     const stream = await openTurn(chatId, alice);
-    const before = service.query('SELECT id, content, status FROM Message ORDER BY seq');
+    const before = await service.query('SELECT id, content, status FROM Message ORDER BY seq');
 
     const probes = (id: string) => [
       ['GET', `/api/chats/${id}/messages`],
@@ -123,8 +123,8 @@ describe('ownership', () => {
     const unused = await answers(randomUUID());
     expect(unused.map((answer) => answer.status)).toEqual([404, 404, 404, 204, 204, 404]);
     expect(await answers(chatId)).toEqual(unused);
-    expect(service.query('SELECT id, content, status FROM Message ORDER BY seq')).toEqual(before);
-    expect(service.query('SELECT title FROM Chat')).toEqual([{ title: 'Alice asks' }]);
+    expect(await service.query('SELECT id, content, status FROM Message ORDER BY seq')).toEqual(before);
+    expect(await service.query('SELECT title FROM Chat')).toEqual([{ title: 'Alice asks' }]);
     expect((await call('GET', '/api/chats', bob)).body).toEqual({ chats: [], nextCursor: null });
 
     // Alice still has it all, and her reply was not stopped.
@@ -212,14 +212,14 @@ describe('limits', () => {
     await start({ configToml: '[limits]\nconcurrent_streams = 1\n' });
     upstream.enqueue({ kind: 'stream', content: ['Busy'], ending: 'stall', cutAfter: 1 });
     const first = await openTurn(randomUUID(), alice);
-    const before = rowCounts();
+    const before = await rowCounts();
 
     const second = await postChat(service.url, userTurn(randomUUID(), 'Me too'), bearer(alice));
 
     expect(second.status).toBe(429);
     expect(second.json().error.code).toBe('rate_limited');
     expect(second.headers.get('retry-after')).toBe('1');
-    expect(rowCounts()).toEqual(before);
+    expect(await rowCounts()).toEqual(before);
     // Another key has its own allowance.
     expect((await postChat(service.url, userTurn(randomUUID(), 'Hello'), bearer(bob))).status).toBe(200);
     first.hangUp();
@@ -233,7 +233,7 @@ describe('limits', () => {
     const answer = await call('POST', '/api/chat', alice, { chatId: randomUUID(), ...(body as object) });
     expect(answer.status).toBe(400);
     expect(answer.body.error.details.map((detail: { message: string }) => detail.message)).toContain(message);
-    expect(rowCounts()).toEqual([{ chats: 0, messages: 0 }]);
+    expect(await rowCounts()).toEqual([{ chats: 0, messages: 0 }]);
   });
 });
 

@@ -20,8 +20,8 @@ afterAll(async () => {
   await upstream.close();
 });
 
-function rowCounts() {
-  const [counts] = service.query<{ chats: number; messages: number }>(
+async function rowCounts() {
+  const [counts] = await service.query<{ chats: number; messages: number }>(
     'SELECT (SELECT COUNT(*) FROM Chat) AS chats, (SELECT COUNT(*) FROM Message) AS messages',
   );
   return counts!;
@@ -56,7 +56,7 @@ describe('bad input', () => {
     ['a text body', 415, 'unsupported_media_type', 'hello', { 'content-type': 'text/plain' }],
     ['an unknown charset', 415, 'unsupported_media_type', '{}', { 'content-type': 'application/json; charset=klingon' }],
   ])('%s gets %d %s, and nothing is stored or sent upstream', async (_name, status, code, body, headers) => {
-    const before = { rows: rowCounts(), upstream: upstream.requests.length };
+    const before = { rows: await rowCounts(), upstream: upstream.requests.length };
     const exchange = await postChat(service.url, body, headers);
     expect(exchange.status).toBe(status);
     expect(exchange.headers.get('content-type')).toBe('application/json; charset=utf-8');
@@ -64,7 +64,7 @@ describe('bad input', () => {
     expect(answer.error.code).toBe(code);
     expect(typeof answer.error.message).toBe('string');
     expect(exchange.text).not.toMatch(/at .+\.(ts|js):\d+/); // no stack trace
-    expect(rowCounts()).toEqual(before.rows);
+    expect(await rowCounts()).toEqual(before.rows);
     expect(upstream.requests.length).toBe(before.upstream);
   });
 
@@ -89,11 +89,11 @@ describe('bad input', () => {
     ['chatId: 42', { chatId: 42 }, 'chatId must be a UUID'],
     ['a chatId that is not a UUID', { chatId: 'chat-1' }, 'chatId must be a UUID'],
   ])('%s: 400 with one detail that says so, and nothing stored', async (_name, chatIdField, detail) => {
-    const before = { rows: rowCounts(), upstream: upstream.requests.length };
+    const before = { rows: await rowCounts(), upstream: upstream.requests.length };
     const exchange = await postChat(service.url, { ...chatIdField, messages: [user] });
     expect(exchange.status).toBe(400);
     expect(exchange.json()).toEqual({ error: { code: 'invalid_request', message: 'Invalid chat request.', details: [{ path: 'chatId', message: detail }] } });
-    expect(rowCounts()).toEqual(before.rows);
+    expect(await rowCounts()).toEqual(before.rows);
     expect(upstream.requests.length).toBe(before.upstream);
   });
 
@@ -104,7 +104,7 @@ describe('bad input', () => {
     const exchange = await postChat(service.url, { chatId: randomUUID(), messages });
     expect(exchange.status).toBe(400);
     expect(exchange.json()).toEqual({ error: { code: 'invalid_request', message: 'Invalid chat request.', details: [{ path: 'messages', message: detail }] } });
-    expect(service.query('SELECT id FROM Chat')).toEqual([]);
+    expect(await service.query('SELECT id FROM Chat')).toEqual([]);
     expect(upstream.requests).toHaveLength(0);
   });
 
@@ -141,7 +141,7 @@ describe('upstream failures before the stream', () => {
     const exchange = await postChat(service.url, userTurn(chatId, 'Question'));
     expect(exchange.status).toBe(status);
     expect(exchange.json().error.code).toBe(code);
-    expect(repliesOf(chatId)).toEqual([
+    expect(await repliesOf(chatId)).toEqual([
       { role: 'user', content: 'Question', status: 'completed', finishReason: null },
       { role: 'assistant', content: '', status: 'failed', finishReason: 'error' },
     ]);
@@ -210,7 +210,7 @@ describe('upstream retries before the first token', () => {
       expect(parseParts(exchange.text).filter((part) => part.type === 'text-delta').map((part) => part.delta)).toEqual(['After ', 'retry']);
       expect(upstream.requests.length - before).toBe(2);
       expect(upstream.requests.at(-1)!.body).toEqual(upstream.requests.at(-2)!.body);
-      expect(retrying.query('SELECT content, status FROM Message WHERE role = ?', 'assistant')).toEqual([{ content: 'After retry', status: 'completed' }]);
+      expect(await retrying.query('SELECT content, status FROM Message WHERE role = ?', 'assistant')).toEqual([{ content: 'After retry', status: 'completed' }]);
     } finally {
       await retrying.close();
     }
@@ -223,7 +223,7 @@ describe('upstream failures mid-stream', () => {
     upstream.enqueue({ kind: 'stream', content: ['Partial ', 'reply'], ending: 'reset', cutAfter: 1 });
     const exchange = await postChat(service.url, userTurn(chatId, 'Hi'));
     expect(exchange.status).toBe(200);
-    const [reply] = service.query<{ id: string }>("SELECT id FROM Message WHERE chatId = ? AND role = 'assistant'", chatId);
+    const [reply] = await service.query<{ id: string }>("SELECT id FROM Message WHERE chatId = ? AND role = 'assistant'", chatId);
     expect(exchange.text).toBe(
       `id: 1\ndata: {"type":"start","messageId":"${reply!.id}","messageMetadata":{"contextMessages":2,"droppedMessages":0,"promptTokensEstimate":18}}\n\n` +
         'id: 2\ndata: {"type":"text-start","id":"text-0"}\n\n' +
@@ -232,7 +232,7 @@ describe('upstream failures mid-stream', () => {
         `id: 5\ndata: {"type":"error","errorText":"The model provider's response broke off."}\n\n` +
         'id: 6\ndata: [DONE]\n\n',
     );
-    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Partial ', status: 'failed', finishReason: 'error' });
+    expect((await repliesOf(chatId))[1]).toEqual({ role: 'assistant', content: 'Partial ', status: 'failed', finishReason: 'error' });
   });
 
   test('a stream that ends without a finish frame is a failure, not a completed reply', async () => {
@@ -240,7 +240,7 @@ describe('upstream failures mid-stream', () => {
     upstream.enqueue({ kind: 'stream', content: ['Cut', ' short'], ending: 'end-without-done', cutAfter: 1 });
     const exchange = await postChat(service.url, userTurn(chatId, 'Hi'));
     expect(parseParts(exchange.text).slice(-1)).toEqual([{ type: 'error', errorText: 'The model provider ended the stream early.' }]);
-    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Cut', status: 'failed', finishReason: 'error' });
+    expect((await repliesOf(chatId))[1]).toEqual({ role: 'assistant', content: 'Cut', status: 'failed', finishReason: 'error' });
   });
 
   test('an error frame mid-stream fails the reply and keeps what came before it', async () => {
@@ -253,7 +253,7 @@ describe('upstream failures mid-stream', () => {
       { type: 'error', errorText: 'The model provider reported an error mid-stream.' },
     ]);
     expect(exchange.text.endsWith('data: [DONE]\n\n')).toBe(true);
-    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Half', status: 'failed', finishReason: 'error' });
+    expect((await repliesOf(chatId))[1]).toEqual({ role: 'assistant', content: 'Half', status: 'failed', finishReason: 'error' });
   });
 
   test('a silent upstream is aborted after the idle timeout', async () => {
@@ -269,7 +269,7 @@ describe('upstream failures mid-stream', () => {
         { type: 'error', errorText: 'The model provider stopped sending.' },
       ]);
       await upstream.clientGone(upstream.requests.length - 1);
-      expect(impatient.query('SELECT content, status FROM Message WHERE role = ?', 'assistant')).toEqual([{ content: 'Thinking', status: 'failed' }]);
+      expect(await impatient.query('SELECT content, status FROM Message WHERE role = ?', 'assistant')).toEqual([{ content: 'Thinking', status: 'failed' }]);
     } finally {
       await impatient.close();
     }
@@ -280,7 +280,7 @@ describe('upstream failures mid-stream', () => {
     upstream.enqueue({ kind: 'stream', content: ['Long'], finishReason: 'length' });
     const exchange = await postChat(service.url, userTurn(chatId, 'Hi'));
     expect(parseParts(exchange.text).at(-1)).toMatchObject({ type: 'finish', finishReason: 'length' });
-    expect(repliesOf(chatId)[1]).toEqual({ role: 'assistant', content: 'Long', status: 'completed', finishReason: 'length' });
+    expect((await repliesOf(chatId))[1]).toEqual({ role: 'assistant', content: 'Long', status: 'completed', finishReason: 'length' });
     const history = (await getPath(service.url, `/api/chats/${chatId}/messages`)).json();
     expect(history.messages[1].finishReason).toBe('length');
   });
@@ -292,7 +292,7 @@ describe('internal failures', () => {
     try {
       const chatId = randomUUID();
       // What a failing disk or a schema changed under the service looks like from inside.
-      own.execute('ALTER TABLE "Chat" RENAME TO "ChatMoved"');
+      await own.execute('ALTER TABLE "Chat" RENAME TO "ChatMoved"');
       const upstreamCalls = upstream.requests.length;
       const refused = [await postChat(own.url, userTurn(chatId, 'Hello')), await getPath(own.url, '/api/chats')];
       for (const exchange of refused) {
@@ -304,10 +304,10 @@ describe('internal failures', () => {
       expect(own.logs.join('\n')).toContain('no such table: Chat');
       expect(upstream.requests.length).toBe(upstreamCalls);
 
-      own.execute('ALTER TABLE "ChatMoved" RENAME TO "Chat"');
+      await own.execute('ALTER TABLE "ChatMoved" RENAME TO "Chat"');
       const recovered = await postChat(own.url, userTurn(chatId, 'Hello again'));
       expect(recovered.status).toBe(200);
-      expect(own.query('SELECT role, content FROM Message WHERE chatId = ? ORDER BY seq', chatId)).toEqual([
+      expect(await own.query('SELECT role, content FROM Message WHERE chatId = ? ORDER BY seq', chatId)).toEqual([
         { role: 'user', content: 'Hello again' },
         { role: 'assistant', content: expect.any(String) },
       ]);

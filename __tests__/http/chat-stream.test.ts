@@ -29,7 +29,7 @@ interface MessageRow {
   completionTokens: number | null;
 }
 
-function messageRows(chatId: string): MessageRow[] {
+function messageRows(chatId: string): Promise<MessageRow[]> {
   return service.query<MessageRow>(
     'SELECT role, content, status, finishReason, promptTokens, completionTokens FROM Message WHERE chatId = ? ORDER BY seq',
     chatId,
@@ -50,7 +50,7 @@ describe('POST /api/chat', () => {
     expect(exchange.headers.get('x-accel-buffering')).toBe('no');
     expect(exchange.headers.get('x-vercel-ai-ui-message-stream')).toBe('v1');
     expect(exchange.headers.get('content-encoding')).toBeNull();
-    const [assistant] = service.query<{ id: string; timeToFirstTokenMs: number; durationMs: number }>(
+    const [assistant] = await service.query<{ id: string; timeToFirstTokenMs: number; durationMs: number }>(
       "SELECT id, timeToFirstTokenMs, durationMs FROM Message WHERE role = 'assistant'",
     );
     const { timeToFirstTokenMs, durationMs } = assistant!;
@@ -71,11 +71,11 @@ describe('POST /api/chat', () => {
     );
     expect(rebuildText(exchange.text)).toBe(content.join(''));
 
-    expect(messageRows(chatId)).toEqual([
+    expect(await messageRows(chatId)).toEqual([
       { role: 'user', content: 'Hello', status: 'completed', finishReason: null, promptTokens: null, completionTokens: null },
       { role: 'assistant', content: content.join(''), status: 'completed', finishReason: 'stop', promptTokens: 12, completionTokens: 4 },
     ]);
-    expect(service.query('SELECT id, systemPrompt FROM Chat')).toEqual([{ id: chatId, systemPrompt: null }]);
+    expect(await service.query('SELECT id, systemPrompt FROM Chat')).toEqual([{ id: chatId, systemPrompt: null }]);
 
     expect(upstream.requests).toHaveLength(1);
     const [sent] = upstream.requests;
@@ -120,7 +120,7 @@ describe('POST /api/chat', () => {
     let message: UIMessage | undefined;
     for await (const update of readUIMessageStream({ stream, terminateOnError: true })) message = update;
 
-    const [assistant] = service.query<{ id: string }>("SELECT id FROM Message WHERE role = 'assistant'");
+    const [assistant] = await service.query<{ id: string }>("SELECT id FROM Message WHERE role = 'assistant'");
     expect(message).toEqual({
       id: assistant!.id,
       role: 'assistant',
@@ -179,7 +179,7 @@ describe('POST /api/chat', () => {
       ['user', 'Q3', 'completed'],
       ['assistant', 'A3', 'completed'],
     ]);
-    const ids = service.query<{ id: string; createdAt: unknown }>('SELECT id FROM Message ORDER BY seq').map((row) => row.id);
+    const ids = (await service.query<{ id: string }>('SELECT id FROM Message ORDER BY seq')).map((row) => row.id);
     expect(body.messages.map((message: { id: string }) => message.id)).toEqual(ids);
     for (const message of body.messages) {
       expect(Object.keys(message).sort()).toEqual([
@@ -205,7 +205,7 @@ describe('POST /api/chat', () => {
     upstream.enqueue({ kind: 'stream', content: ['A1'] }, { kind: 'stream', content: ['A2'] }, { kind: 'stream', content: ['A3'] });
     await postChat(service.url, userTurn(chatId, 'Q1'));
     await postChat(service.url, userTurn(chatId, 'Q2'));
-    service.execute('UPDATE Message SET createdAt = (SELECT MAX(createdAt) FROM Message)');
+    await service.execute('UPDATE Message SET createdAt = (SELECT MAX(createdAt) FROM Message)');
 
     await postChat(service.url, userTurn(chatId, 'Q3'));
 
@@ -233,9 +233,9 @@ describe('POST /api/chat', () => {
       { role: 'system', content: 'You are a poet.' },
       { role: 'system', content: DEFAULT_PROMPT },
     ]);
-    expect(service.query('SELECT systemPrompt FROM Chat WHERE id = ?', chatId)).toEqual([{ systemPrompt: 'You are a poet.' }]);
+    expect(await service.query('SELECT systemPrompt FROM Chat WHERE id = ?', chatId)).toEqual([{ systemPrompt: 'You are a poet.' }]);
     // The system prompt is the chat's setting, not a message of its history.
-    expect(messageRows(chatId).map((row) => row.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
+    expect((await messageRows(chatId)).map((row) => row.role)).toEqual(['user', 'assistant', 'user', 'assistant', 'user', 'assistant']);
   });
 
   test('streams the simulator reply when no provider is configured', async () => {

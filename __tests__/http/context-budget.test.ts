@@ -46,7 +46,7 @@ describe('context within a token budget', () => {
     await service.stop();
     const tight = await startTestService({
       upstream,
-      reuseDatabase: service.databasePath,
+      reuseDatabase: service.databaseUrl,
       configToml: '[chat]\nmax_context_tokens = 1100\nreserve_output_tokens = 1050\n',
     });
     try {
@@ -80,8 +80,8 @@ describe('context within a token budget', () => {
         },
       });
       expect(upstream.requests).toHaveLength(0);
-      expect(tight.query('SELECT COUNT(*) AS count FROM Message')).toEqual([{ count: 0 }]);
-      expect(tight.query('SELECT COUNT(*) AS count FROM Chat')).toEqual([{ count: 0 }]);
+      expect(await tight.query('SELECT COUNT(*) AS count FROM Message')).toEqual([{ count: 0 }]);
+      expect(await tight.query('SELECT COUNT(*) AS count FROM Chat')).toEqual([{ count: 0 }]);
     } finally {
       await tight.close();
     }
@@ -101,7 +101,7 @@ describe('context within a token budget', () => {
     const parts = parseParts(exchange.text);
     expect(parts[0]!.messageMetadata).toMatchObject({ contextMessages: 6, droppedMessages: 4 });
     expect(parts.filter((part) => part.type === 'text-delta').map((part) => part.delta)).toEqual(['Fits now']);
-    expect(service.query("SELECT content, status FROM Message WHERE role = 'assistant' ORDER BY seq DESC LIMIT 1")).toEqual([
+    expect(await service.query("SELECT content, status FROM Message WHERE role = 'assistant' ORDER BY seq DESC LIMIT 1")).toEqual([
       { content: 'Fits now', status: 'completed' },
     ]);
   });

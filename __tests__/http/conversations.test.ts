@@ -40,7 +40,7 @@ describe('pagination', () => {
     for (let turn = 1; turn <= 60; turn += 1) await send(longChat, `Q${turn}`, [`A${turn}`]);
     for (let chat = 1; chat <= 59; chat += 1) await send(randomUUID(), `Chat ${chat}`);
 
-    const storedOrder = service.query<{ id: string }>('SELECT id FROM Message WHERE chatId = ? ORDER BY seq', longChat).map((row) => row.id);
+    const storedOrder = (await service.query<{ id: string }>('SELECT id FROM Message WHERE chatId = ? ORDER BY seq', longChat)).map((row) => row.id);
     expect(storedOrder).toHaveLength(120);
     const pages: string[][] = [];
     let before: string | null = null;
@@ -53,9 +53,7 @@ describe('pagination', () => {
     expect(pages.map((page) => page.length)).toEqual([25, 25, 25, 25, 20]);
     expect(pages.reverse().flat()).toEqual(storedOrder);
 
-    const chatOrder = service
-      .query<{ id: string }>('SELECT id FROM Chat ORDER BY updatedAt DESC, id DESC')
-      .map((row) => row.id);
+    const chatOrder = (await service.query<{ id: string }>('SELECT id FROM Chat ORDER BY updatedAt DESC, id DESC')).map((row) => row.id);
     const seen: string[] = [];
     let cursor: string | null = null;
     let pageCount = 0;
@@ -114,7 +112,7 @@ describe('pagination', () => {
     const second = randomUUID();
     await send(first, 'One');
     await send(second, 'Two');
-    const [other] = service.query<{ id: string }>('SELECT id FROM Message WHERE chatId = ?', second);
+    const [other] = await service.query<{ id: string }>('SELECT id FROM Message WHERE chatId = ?', second);
     const answer = await getPath(service.url, `/api/chats/${first}/messages?before=${other!.id}`);
     expect(answer.status).toBe(400);
   });
@@ -183,9 +181,9 @@ describe('a chat', () => {
     expect(deleted).toEqual({ status: 204, body: undefined });
     expect(parseParts(await stream.readToEnd()).at(-1)).toEqual({ type: 'abort', reason: 'cancelled' });
     await upstream.clientGone(upstream.requests.length - 1);
-    expect(service.query('SELECT id FROM Chat WHERE id = ?', chatId)).toEqual([]);
-    expect(service.query('SELECT id FROM Message WHERE chatId = ?', chatId)).toEqual([]);
-    expect(service.query('SELECT COUNT(*) AS count FROM Message WHERE chatId = ?', keep)).toEqual([{ count: 2 }]);
+    expect(await service.query('SELECT id FROM Chat WHERE id = ?', chatId)).toEqual([]);
+    expect(await service.query('SELECT id FROM Message WHERE chatId = ?', chatId)).toEqual([]);
+    expect(await service.query('SELECT COUNT(*) AS count FROM Message WHERE chatId = ?', keep)).toEqual([{ count: 2 }]);
     expect((await request('GET', `/api/chats/${chatId}`)).status).toBe(404);
   });
 });
@@ -208,8 +206,8 @@ describe('titles', () => {
       const exchange = await postChat(titled.url, userTurn(chatId, 'Where is the treasure?'));
       expect(parseParts(exchange.text).at(-1)).toMatchObject({ type: 'finish' });
 
-      const title = await eventually(() => {
-        const [row] = titled.query<{ title: string }>('SELECT title FROM Chat WHERE id = ?', chatId);
+      const title = await eventually(async () => {
+        const [row] = await titled.query<{ title: string }>('SELECT title FROM Chat WHERE id = ?', chatId);
         return row?.title === 'Buried Treasure' ? row.title : undefined;
       });
       expect(title).toBe('Buried Treasure');

@@ -26,11 +26,20 @@ afterEach(async () => {
   await upstream.close();
 });
 
-function reply(chatId: string) {
-  return service.query<{ content: string; status: string }>(
+async function reply(chatId: string) {
+  const [row] = await service.query<{ content: string; status: string }>(
     `SELECT "content", "status" FROM "Message" WHERE "chatId" = ? AND "role" = 'assistant'`,
     chatId,
-  )[0];
+  );
+  return row;
+}
+
+/** The chat's reply once `holds` is true of it. */
+function replyWhen(chatId: string, holds: (row: { content: string; status: string }) => boolean, timeoutMs?: number) {
+  return eventually(async () => {
+    const row = await reply(chatId);
+    return row && holds(row) ? row : undefined;
+  }, timeoutMs);
 }
 
 /** How long /healthz takes to answer, in ms. */
@@ -54,7 +63,7 @@ test('while another process holds the lock for 6 s, /healthz answers at once, th
   upstream.enqueue({ kind: 'stream', content: WORDS, delayMs: 100 });
   const stream = await openChatStream(service.url, userTurn(chatId, 'Talk through the lock'));
   await stream.readUntil((text) => text.includes('"delta":"w0 "'));
-  await eventually(() => (reply(chatId)?.content.startsWith('w0 ') ? true : undefined));
+  await replyWhen(chatId, (row) => row.content.startsWith('w0 '));
 
   const lock = await holdWriteLock(service.databasePath, 6_000);
   const latencies: number[] = [];
@@ -82,7 +91,7 @@ test('while another process holds the lock for 6 s, /healthz answers at once, th
   expect(text).toContain(`"delta":"w23 "`);
   expect(text).toMatch(/data: \{"type":"finish","finishReason":"stop",.*\n\nid: \d+\ndata: \[DONE\]\n\n$/);
   expect(text).not.toContain('"type":"error"');
-  expect(reply(chatId)!.status).toBe('streaming');
+  expect((await reply(chatId))!.status).toBe('streaming');
   // The chat's next turn must not start on a history whose last reply is not stored yet.
   const next = await postChat(service.url, userTurn(chatId, 'Next'));
   expect({ status: next.status, retryAfter: next.headers.get('retry-after'), body: next.json() }).toEqual({
@@ -99,13 +108,13 @@ test('while another process holds the lock for 6 s, /healthz answers at once, th
   const sorted = [...latencies].sort((a, b) => a - b);
   expect(sorted[Math.floor(sorted.length * 0.9)]).toBeLessThan(50);
   expect(sorted.at(-1)).toBeLessThan(250);
-  expect(await eventually(() => (reply(chatId)?.status === 'completed' ? reply(chatId) : undefined), 5_000)).toEqual({
+  expect(await replyWhen(chatId, (row) => row.status === 'completed', 5_000)).toEqual({
     content: WORDS.join(''),
     status: 'completed',
   });
   const chat = await fetch(`${service.url}/api/chats/${chatId}`).then((response) => response.json());
   expect(chat).toMatchObject({ lastReplyStatus: 'completed', messageCount: 2 });
-  expect(service.query(`SELECT COUNT(*) AS count FROM "Chat" WHERE "id" = ?`, otherChat)).toEqual([{ count: 0 }]);
+  expect(await service.query(`SELECT COUNT(*) AS count FROM "Chat" WHERE "id" = ?`, otherChat)).toEqual([{ count: 0 }]);
   // The only errors logged are the refused requests': the reply was never given up on.
   const refusedIds = [refused, next].map((answer) => answer.headers.get('x-request-id')!);
   expect(service.logs.filter((line) => line.includes('"level":50') && !refusedIds.some((id) => line.includes(id)))).toEqual([]);
@@ -120,7 +129,7 @@ test('when the lock outlasts reply_save_retry_seconds, the last checkpoint is ke
   upstream.enqueue({ kind: 'stream', content: ['Saved ', 'lost ', 'words'], firstFrameDelayMs: 0, delayMs: 1_000 });
   const stream = await openChatStream(service.url, userTurn(chatId, 'Save me'));
   await stream.readUntil((text) => text.includes('"delta":"Saved "'));
-  await eventually(() => (reply(chatId)?.content === 'Saved ' ? true : undefined));
+  await replyWhen(chatId, (row) => row.content === 'Saved ');
 
   const lock = await holdWriteLock(service.databasePath, 4_000);
   const text = await stream.readToEnd();
@@ -140,12 +149,12 @@ test('when the lock outlasts reply_save_retry_seconds, the last checkpoint is ke
   });
   expect(lock.lines).toEqual(['locked']);
   await lock.exited;
-  expect(reply(chatId)).toEqual({ content: 'Saved ', status: 'streaming' });
+  expect(await reply(chatId)).toEqual({ content: 'Saved ', status: 'streaming' });
 
   await service.stop();
-  const restarted = await startTestService({ upstream, reuseDatabase: service.databasePath });
+  const restarted = await startTestService({ upstream, reuseDatabase: service.databaseUrl });
   try {
-    expect(restarted.query(`SELECT "content", "status" FROM "Message" WHERE "role" = 'assistant'`)).toEqual([
+    expect(await restarted.query(`SELECT "content", "status" FROM "Message" WHERE "role" = 'assistant'`)).toEqual([
       { content: 'Saved ', status: 'interrupted' },
     ]);
   } finally {
@@ -164,7 +173,7 @@ test('a checkpoint that fails on the lock is made at a later interval, while the
   await eventually(() => (service.logs.some((line) => line.includes('could not save a checkpoint')) ? true : undefined));
   expect(lock.lines).toEqual(['locked']);
   await lock.exited;
-  expect(await eventually(() => (reply(chatId)?.content === 'Before during ' ? reply(chatId) : undefined))).toEqual({
+  expect(await replyWhen(chatId, (row) => row.content === 'Before during ')).toEqual({
     content: 'Before during ',
     status: 'streaming',
   });
@@ -197,12 +206,12 @@ if (!immutable) process.stdout.write('database-locked: chattr +i is not permitte
     const text = await stream.readToEnd();
     expect(text).toContain('"type":"finish"');
     expect(text).not.toContain('"type":"error"');
-    expect(reply(chatId)!.status).toBe('streaming');
+    expect((await reply(chatId))!.status).toBe('streaming');
     await new Promise((resolve) => setTimeout(resolve, 3_000 - 24 * 50));
   } finally {
     spawnSync('chattr', ['-i', wal]);
   }
-  expect(await eventually(() => (reply(chatId)?.status === 'completed' ? reply(chatId) : undefined), 5_000)).toEqual({
+  expect(await replyWhen(chatId, (row) => row.status === 'completed', 5_000)).toEqual({
     content: WORDS.join(''),
     status: 'completed',
   });

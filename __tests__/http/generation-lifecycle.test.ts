@@ -23,18 +23,31 @@ async function start(configToml = '', options: TestServiceOptions = {}) {
 
 const words = (count: number) => Array.from({ length: count }, (_, index) => `w${index} `);
 
-function reply(chatId: string) {
-  return service.query<{ id: string; content: string; status: string; finishReason: string | null }>(
+interface ReplyRow {
+  id: string;
+  content: string;
+  status: string;
+  finishReason: string | null;
+}
+
+async function reply(chatId: string): Promise<ReplyRow | undefined> {
+  const [row] = await service.query<ReplyRow>(
     "SELECT id, content, status, finishReason FROM Message WHERE chatId = ? AND role = 'assistant'",
     chatId,
-  )[0];
+  );
+  return row;
+}
+
+/** The chat's reply once `holds` is true of it. */
+function replyWhen(chatId: string, holds: (row: ReplyRow) => boolean) {
+  return eventually(async () => {
+    const row = await reply(chatId);
+    return row && holds(row) ? row : undefined;
+  });
 }
 
 function settledReply(chatId: string) {
-  return eventually(() => {
-    const row = reply(chatId);
-    return row && row.status !== 'streaming' ? row : undefined;
-  });
+  return replyWhen(chatId, (row) => row.status !== 'streaming');
 }
 
 describe('resume: GET /api/chat/:chatId/stream', () => {
@@ -54,7 +67,7 @@ describe('resume: GET /api/chat/:chatId/stream', () => {
     for await (const update of readUIMessageStream({ stream: stream!, terminateOnError: true })) message = update;
 
     expect(message).toEqual({
-      id: reply(chatId)!.id,
+      id: (await reply(chatId))!.id,
       role: 'assistant',
       metadata: {
         contextMessages: 2,
@@ -148,7 +161,7 @@ describe('cancel: DELETE /api/chat/:chatId/stream', () => {
     const [posterText, followerText] = await Promise.all([poster.readToEnd(), follower.readToEnd()]);
     expect(Date.now() - cancelledAt).toBeLessThan(1000);
 
-    const row = reply(chatId)!;
+    const row = (await reply(chatId))!;
     expect(cancel.status).toBe(200);
     expect(await cancel.json()).toEqual({ status: 'cancelled', messageId: row.id });
     for (const text of [posterText, followerText]) {
@@ -231,13 +244,13 @@ describe('heartbeat and idle timeout', () => {
     const pings = text.split(': ping\n\n').length - 1;
     expect(pings).toBeGreaterThanOrEqual(4);
     expect(text.replaceAll(': ping\n\n', '')).toBe(
-      `id: 1\ndata: {"type":"start","messageId":"${reply(chatId)!.id}","messageMetadata":{"contextMessages":2,"droppedMessages":0,"promptTokensEstimate":19}}\n\n` +
+      `id: 1\ndata: {"type":"start","messageId":"${(await reply(chatId))!.id}","messageMetadata":{"contextMessages":2,"droppedMessages":0,"promptTokensEstimate":19}}\n\n` +
         'id: 2\ndata: {"type":"text-start","id":"text-0"}\n\n' +
         'id: 3\ndata: {"type":"text-end","id":"text-0"}\n\n' +
         'id: 4\ndata: {"type":"error","errorText":"The model provider stopped sending."}\n\n' +
         'id: 5\ndata: [DONE]\n\n',
     );
-    expect(reply(chatId)).toMatchObject({ content: '', status: 'failed', finishReason: 'error' });
+    expect(await reply(chatId)).toMatchObject({ content: '', status: 'failed', finishReason: 'error' });
     await upstream.clientGone(0);
   });
 
@@ -256,7 +269,7 @@ describe('checkpoints', () => {
     upstream.enqueue({ kind: 'stream', content: ['Saved ', 'early'], ending: 'stall', cutAfter: 1 });
     const stream = await openChatStream(service.url, userTurn(chatId, 'Go'));
     await stream.readUntil((text) => text.includes('"delta"'));
-    expect(await eventually(() => (reply(chatId)?.content === 'Saved ' ? reply(chatId) : undefined))).toMatchObject({
+    expect(await replyWhen(chatId, (row) => row.content === 'Saved ')).toMatchObject({
       content: 'Saved ',
       status: 'streaming',
     });
@@ -268,11 +281,11 @@ describe('checkpoints', () => {
     const chatId = randomUUID();
     const first = await openChatStream(service.url, userTurn(chatId, 'Hi'));
     await first.readToEnd();
-    service.execute("UPDATE Message SET status = 'streaming', content = 'cut off' WHERE role = 'assistant'");
+    await service.execute("UPDATE Message SET status = 'streaming', content = 'cut off' WHERE role = 'assistant'");
     await service.stop();
-    const restarted = await startTestService({ upstream, reuseDatabase: service.databasePath });
+    const restarted = await startTestService({ upstream, reuseDatabase: service.databaseUrl });
     try {
-      expect(restarted.query("SELECT content, status FROM Message WHERE role = 'assistant'")).toEqual([
+      expect(await restarted.query("SELECT content, status FROM Message WHERE role = 'assistant'")).toEqual([
         { content: 'cut off', status: 'interrupted' },
       ]);
       expect(restarted.logs.some((line) => line.includes('"abandonedReplies":1'))).toBe(true);

@@ -47,7 +47,7 @@ beforeAll(async () => {
   const created = await service.keys!.create('fuzz');
   key = created.key;
   await seedChat(created.record.id);
-  seeded = databaseState();
+  seeded = await databaseState();
 });
 
 afterAll(async () => {
@@ -82,21 +82,23 @@ async function seedChat(ownerId: string): Promise<void> {
   });
 }
 
-function databaseState() {
+async function databaseState() {
   return {
-    counts: service.query(
-      'SELECT (SELECT COUNT(*) FROM Chat) AS chats, (SELECT COUNT(*) FROM Message) AS messages, (SELECT COUNT(*) FROM ApiKey) AS apiKeys',
+    counts: (
+      await service.query(
+        'SELECT (SELECT COUNT(*) FROM Chat) AS chats, (SELECT COUNT(*) FROM Message) AS messages, (SELECT COUNT(*) FROM ApiKey) AS apiKeys',
+      )
     )[0],
-    chats: service.query('SELECT * FROM Chat ORDER BY id'),
-    messages: service.query('SELECT * FROM Message ORDER BY seq'),
-    apiKeys: service.query('SELECT * FROM ApiKey ORDER BY id'),
+    chats: await service.query('SELECT * FROM Chat ORDER BY id'),
+    messages: await service.query('SELECT * FROM Message ORDER BY seq'),
+    apiKeys: await service.query('SELECT * FROM ApiKey ORDER BY id'),
   };
 }
-type DatabaseState = ReturnType<typeof databaseState>;
+type DatabaseState = Awaited<ReturnType<typeof databaseState>>;
 
 /** After every request: the database is as seeded and the model was never called. */
-function expectNothingChanged(): void {
-  expect(databaseState()).toEqual(seeded);
+async function expectNothingChanged(): Promise<void> {
+  expect(await databaseState()).toEqual(seeded);
   expect(upstream.requests).toHaveLength(0);
 }
 
@@ -105,7 +107,7 @@ async function expectStillUp(): Promise<void> {
   const health = await sendHttp(port, { method: 'GET', path: '/healthz' });
   expect(health.status).toBe(200);
   expect(JSON.parse(health.body.toString('utf8'))).toMatchObject({ status: 'ok' });
-  expectNothingChanged();
+  await expectNothingChanged();
 }
 
 interface Refusal {
@@ -769,7 +771,7 @@ describe('hostile input against the running service', () => {
         const answer = await postChat(text);
         // body-parser's strict mode refuses anything but an object or array as invalid JSON.
         expectRefusal(answer, { status: 400, code: /^[[{]/.test(text) ? 'invalid_request' : 'invalid_json' });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_001, numRuns: 400 },
     );
@@ -784,7 +786,7 @@ describe('hostile input against the running service', () => {
         expectRefusal(answer, { status: 400, code: 'invalid_request' });
         const { details } = JSON.parse(answer.body.toString('utf8')).error;
         expect(Array.isArray(details) && details.length > 0).toBe(true);
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_002, numRuns: 400 },
     );
@@ -801,7 +803,7 @@ describe('hostile input against the running service', () => {
         const answer = await sendHttp(port, { method, path, headers, body });
         const size = Buffer.byteLength(body);
         expectRefusal(answer, size > BODY_LIMIT ? { status: 413, code: 'payload_too_large' } : { status: 400, code });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_003, numRuns: 150 },
     );
@@ -818,7 +820,7 @@ describe('hostile input against the running service', () => {
       fc.asyncProperty(notDeclaredArb, async ({ contentType, body }) => {
         const answer = await postChat(body, contentType === undefined ? {} : { 'content-type': contentType });
         expectRefusal(answer, { status: 415, code: 'unsupported_media_type' });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_005, numRuns: 200 },
     );
@@ -828,7 +830,7 @@ describe('hostile input against the running service', () => {
         const headers = { 'content-type': contentType, ...(encoding === undefined ? {} : { 'content-encoding': encoding }) };
         const answer = await postChat(encodeBody(body, encoding, compress), headers);
         expectRefusal(answer, { status: [400, 415], code: ['invalid_json', 'invalid_request', 'unsupported_media_type'] });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_006, numRuns: 250 },
     );
@@ -845,7 +847,7 @@ describe('hostile input against the running service', () => {
       fc.asyncProperty(arb, async ({ method, path }) => {
         const answer = await sendHttp(port, { method, path, headers: bearer() });
         expectRefusal(answer, { method });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_007, numRuns: 400 },
     );
@@ -860,7 +862,7 @@ describe('hostile input against the running service', () => {
       fc.asyncProperty(arb, async ({ method, target }) => {
         const answer = await sendRaw(port, rawRequest(method, target));
         expectRefusal(answer, { method });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_008, numRuns: 150 },
     );
@@ -890,7 +892,7 @@ describe('hostile input against the running service', () => {
         const plainId = requestId !== undefined && /^[\w.:-]{1,128}$/.test(withoutOws(requestId));
         if (plainId) expect(answer.headers['x-request-id']).toBe(withoutOws(requestId!));
         else expect(answer.headers['x-request-id']).toMatch(UUID_SHAPE);
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_009, numRuns: 300 },
     );
@@ -909,7 +911,7 @@ describe('hostile input against the running service', () => {
         // Express would answer 404 for this path: a 400 comes from the HTTP layer.
         const answer = await sendRaw(port, rawRequest('GET', '/api/nothing-here', lines));
         expectRefusal(answer, { status: 400, code: 'invalid_request' });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_010, numRuns: 100 },
     );
@@ -927,7 +929,7 @@ describe('hostile input against the running service', () => {
       fc.asyncProperty(arb, async (lines) => {
         const answer = await sendRaw(port, rawRequest('GET', '/api/nothing-here', lines));
         expectRefusal(answer, { status: [400, 404], code: ['invalid_request', 'not_found'] });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_011, numRuns: 150 },
     );
@@ -952,7 +954,7 @@ describe('hostile input against the running service', () => {
         else for (let left = missing, index = 0; left > 0; left -= 1_000, index++) padded.push(`x-pad-${index}: ${'p'.repeat(1_000)}`);
         const answer = await sendRaw(port, rawRequest('GET', target, padded));
         expectRefusal(answer, { status: 431, code: 'headers_too_large' });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_012, numRuns: 60 },
     );
@@ -984,7 +986,7 @@ describe("the HTTP layer's own refusals", () => {
       expect(answer.headers['x-request-id']).toMatch(REQUEST_ID);
     }
     expect(first.headers['x-request-id']).not.toBe(second.headers['x-request-id']);
-    expectNothingChanged();
+    await expectNothingChanged();
   });
 
   test('the 417, whose request Node did parse, keeps the caller\'s X-Request-Id like the app does', async () => {
@@ -1015,7 +1017,7 @@ describe('found by fuzzing', () => {
       fc.asyncProperty(arb, async ({ method, path }) => {
         const answer = await sendHttp(port, { method, path, headers: bearer() });
         expectRefusal(answer, { method });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_013, numRuns: 100 },
     );
@@ -1032,7 +1034,7 @@ describe('found by fuzzing', () => {
       fc.asyncProperty(arb, async (expectation) => {
         const answer = await sendHttp(port, { method: 'GET', path: '/api/nothing-here', headers: { ...bearer(), expect: expectation } });
         expectRefusal(answer);
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_014, numRuns: 50 },
     );
@@ -1052,7 +1054,7 @@ describe('found by fuzzing', () => {
       fc.asyncProperty(arb, async (path) => {
         const answer = await sendHttp(port, { method: 'HEAD', path, headers: bearer() });
         expectRefusal(answer, { method: 'HEAD' });
-        expectNothingChanged();
+        await expectNothingChanged();
       }),
       { seed: 20_261_015, numRuns: 50 },
     );
@@ -1173,14 +1175,14 @@ describe('regression: JSON in a charset other than UTF-8', () => {
       content: fc.stringMatching(/^[A-Za-z0-9 .,!?]{1,30}$/),
     });
     const rows = () => ownService.query('SELECT (SELECT COUNT(*) FROM Chat) AS chats, (SELECT COUNT(*) FROM Message) AS messages');
-    const before = rows();
+    const before = await rows();
     await fc.assert(
       fc.asyncProperty(arb, async ({ charset, chatId, content }) => {
         const body = CHARSET_ENCODERS[charset]!(JSON.stringify({ chatId, messages: [{ role: 'user', content }] }));
         const headers = { authorization: `Bearer ${ownKey}`, 'content-type': `application/json; charset=${charset}` };
         const answer = await sendHttp(Number(new URL(ownService.url).port), { method: 'POST', path: '/api/chat', headers, body });
         expectRefusal(answer, { status: 415, code: 'unsupported_media_type' });
-        expect(rows()).toEqual(before);
+        expect(await rows()).toEqual(before);
         expect(ownUpstream.requests).toHaveLength(0);
       }),
       { seed: 20_261_016, numRuns: 50 },

@@ -40,8 +40,8 @@ describe('client disconnect', () => {
     const upstreamClosedAt = await upstream.clientGone(0);
     expect(upstreamClosedAt - hungUpAt).toBeLessThan(1000);
 
-    const reply = await eventually(() => {
-      const [row] = service.query<{ content: string; status: string }>(
+    const reply = await eventually(async () => {
+      const [row] = await service.query<{ content: string; status: string }>(
         "SELECT content, status FROM Message WHERE chatId = ? AND role = 'assistant' AND status != 'streaming'",
         chatId,
       );
@@ -98,13 +98,13 @@ describe('one turn at a time per chat', () => {
     const chatId = randomUUID();
     upstream.enqueue({ kind: 'stream', content: ['Busy'], ending: 'stall', cutAfter: 1 });
     const first = await openStream(chatId);
-    const rowsBefore = service.query('SELECT id FROM Message');
+    const rowsBefore = await service.query('SELECT id FROM Message');
 
     const second = await postChat(service.url, userTurn(chatId, 'Me too'));
 
     expect(second.status).toBe(409);
     expect(second.json().error.code).toBe('generation_in_progress');
-    expect(service.query('SELECT id FROM Message')).toEqual(rowsBefore);
+    expect(await service.query('SELECT id FROM Message')).toEqual(rowsBefore);
     expect(upstream.requests).toHaveLength(1);
     first.hangUp();
   });
@@ -125,8 +125,8 @@ describe('health', () => {
     expect(health.body).toEqual({ status: 'ok', provider: 'azure-openai', model: upstream.deployment, simulated: false, uptimeSeconds: expect.any(Number) });
     await request(service.app).get('/readyz').expect(200, { status: 'ready' });
 
-    service.execute('DROP TABLE Message');
-    service.execute('DROP TABLE Chat');
+    await service.execute('DROP TABLE Message');
+    await service.execute('DROP TABLE Chat');
     await request(service.app)
       .get('/readyz')
       .expect(503, { error: { code: 'service_unavailable', message: 'The database is not reachable.' } });
@@ -182,7 +182,7 @@ describe('shutdown', () => {
     await service.chat.shutdown();
     const rest = await stream.readToEnd();
     expect(rest).toMatch(/data: \{"type":"text-end","id":"text-0"\}\n\nid: \d+\ndata: \{"type":"abort","reason":"shutdown"\}\n\nid: \d+\ndata: \[DONE\]\n\n$/);
-    expect(service.query("SELECT content, status FROM Message WHERE role = 'assistant'")).toEqual([{ content: 'Half', status: 'interrupted' }]);
+    expect(await service.query("SELECT content, status FROM Message WHERE role = 'assistant'")).toEqual([{ content: 'Half', status: 'interrupted' }]);
     const refused = await postChat(service.url, userTurn(randomUUID(), 'Hi'));
     expect(refused.status).toBe(503);
     expect(refused.json().error.code).toBe('service_unavailable');

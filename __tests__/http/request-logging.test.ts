@@ -48,15 +48,15 @@ function completedLine(requestId: string, message = 'request completed'): Promis
 describe('the line logged when a request completes', () => {
   const chatId = randomUUID();
   /** A message of the chat, for a `before` cursor: the turn of the first row stores it. */
-  const firstMessageId = () => service.query<{ id: string }>('SELECT id FROM Message WHERE chatId = ? ORDER BY seq', chatId)[0]!.id;
+  const firstMessageId = async () => (await service.query<{ id: string }>('SELECT id FROM Message WHERE chatId = ? ORDER BY seq', chatId))[0]!.id;
 
-  test.each<[string, string, () => string, boolean, unknown, number, number]>([
+  test.each<[string, string, () => string | Promise<string>, boolean, unknown, number, number]>([
     ['a streamed turn', 'POST', () => '/api/chat', true, { chatId, messages: [{ role: 'user', content: 'Hi' }] }, 200, 30],
-    ['a page of history (the longest URL the API answers)', 'GET', () => `/api/chats/${chatId}/messages?limit=100&before=${firstMessageId()}`, true, undefined, 200, 30],
+    ['a page of history (the longest URL the API answers)', 'GET', async () => `/api/chats/${chatId}/messages?limit=100&before=${await firstMessageId()}`, true, undefined, 200, 30],
     ['a list of chats', 'GET', () => '/api/chats?limit=5', true, undefined, 200, 30],
     ['a request without a key', 'GET', () => '/api/chats?limit=5', false, undefined, 401, 40],
   ])('%s: request id, key id, method, url, status and response time, under 400 bytes', async (_name, method, pathOf, withKey, body, status, level) => {
-    const path = pathOf();
+    const path = await pathOf();
     const exchange = await send(method, path, withKey ? { authorization: `Bearer ${key}` } : {}, body);
     expect(exchange.status).toBe(status);
 

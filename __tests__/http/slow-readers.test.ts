@@ -85,8 +85,8 @@ function waitForClose(url: string): Promise<LogLine> {
 const WHOLE_STREAM_END = 'data: [DONE]\n\n\r\n0\r\n\r\n';
 
 function storedReply(chatId: string) {
-  return eventually(() => {
-    const [row] = service.query<{ content: string; status: string }>(
+  return eventually(async () => {
+    const [row] = await service.query<{ content: string; status: string }>(
       "SELECT content, status FROM Message WHERE chatId = ? AND role = 'assistant' AND status != 'streaming'",
       chatId,
     );
@@ -236,7 +236,7 @@ describe('open streams per API key', () => {
     const first = randomUUID();
     await openTurn(first, alice);
     await openTurn(randomUUID(), alice);
-    const rowsBefore = rowCounts();
+    const rowsBefore = await rowCounts();
 
     const third = await fetch(`${service.url}/api/chat`, {
       method: 'POST',
@@ -247,7 +247,7 @@ describe('open streams per API key', () => {
     const resumed = await fetch(`${service.url}/api/chat/${first}/stream`, { headers: bearer(alice) });
     expect(await answerOf(resumed)).toEqual({ status: 429, retryAfter: '1', body: refusal(2) });
     expect(upstream.requests).toHaveLength(2);
-    expect(rowCounts()).toEqual(rowsBefore);
+    expect(await rowCounts()).toEqual(rowsBefore);
 
     expect((await postChat(service.url, userTurn(randomUUID(), 'Hello'), bearer(bob))).status).toBe(200);
   });

@@ -38,8 +38,8 @@ interface ReplyRow {
   durationMs: number | null;
 }
 
-function replyOf(target: TestService, chatId: string): ReplyRow {
-  const [row] = target.query<ReplyRow>(
+async function replyOf(target: TestService, chatId: string): Promise<ReplyRow> {
+  const [row] = await target.query<ReplyRow>(
     'SELECT id, content, status, finishReason, promptTokens, completionTokens, totalTokens, usageEstimated, timeToFirstTokenMs, durationMs ' +
       "FROM Message WHERE chatId = ? AND role = 'assistant'",
     chatId,
@@ -87,7 +87,7 @@ describe('an upstream that has ended the reply but keeps its connection open', (
       const doneAt = Date.now();
 
       expect(doneAt - lastDeltaAt).toBeLessThan(1000);
-      const reply = replyOf(service, chatId);
+      const reply = await replyOf(service, chatId);
       expect(text).toBe(
         `id: 1\ndata: {"type":"start","messageId":"${reply.id}","messageMetadata":{"contextMessages":2,"droppedMessages":0,"promptTokensEstimate":18}}\n\n` +
           'id: 2\ndata: {"type":"text-start","id":"text-0"}\n\n' +
@@ -149,7 +149,7 @@ describe('an upstream line or event longer than [openai] max_event_bytes', () =>
 
     const exchange = await postChat(service.url, userTurn(chatId, 'Hello'));
 
-    const reply = replyOf(service, chatId);
+    const reply = await replyOf(service, chatId);
     expect(exchange.text).toBe(failedBeforeAnyText(reply.id, 'The model provider sent an event longer than 1048576 bytes.'));
     expect(reply).toMatchObject({ content: '', status: 'failed', finishReason: 'error' });
     // The fake was still writing when the service went away.
@@ -178,7 +178,7 @@ describe('an upstream line or event longer than [openai] max_event_bytes', () =>
       const exchange = await postChat(strict.url, userTurn(chatId, 'Hello'));
       const elapsed = Date.now() - started;
 
-      const reply = replyOf(strict, chatId);
+      const reply = await replyOf(strict, chatId);
       expect(exchange.text).toBe(failedBeforeAnyText(reply.id, 'The model provider sent an event longer than 65536 bytes.'));
       expect(reply).toMatchObject({ content: '', status: 'failed', finishReason: 'error' });
       expect(elapsed).toBeLessThan(1000);
@@ -193,7 +193,7 @@ describe('an upstream line or event longer than [openai] max_event_bytes', () =>
       const exchange = await postChat(strict.url, userTurn(chatId, 'Hello'));
 
       expect(exchange.text).toContain(`"delta":"${long}"`);
-      expect(replyOf(strict, chatId)).toMatchObject({ content: `Start ${long}`, status: 'completed', finishReason: 'stop' });
+      expect(await replyOf(strict, chatId)).toMatchObject({ content: `Start ${long}`, status: 'completed', finishReason: 'stop' });
     });
   });
 });

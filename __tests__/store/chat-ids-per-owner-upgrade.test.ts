@@ -106,7 +106,7 @@ test('a database of the previous release keeps every chat, message, key and owne
   const file = path.join(folder, 'chat.db');
   writePreviousRelease(file);
 
-  service = await startTestService({ upstream, auth: true, reuseDatabase: file });
+  service = await startTestService({ upstream, auth: true, reuseDatabase: `file:${file}` });
   expect(service.appliedMigrations).toEqual([UPGRADE, COUNTERS]);
   await service.stop();
   expect(rows(file)).toEqual({
@@ -131,7 +131,7 @@ test('a database of the previous release keeps every chat, message, key and owne
 test('after the upgrade each owner reads and continues their own chats, and may reuse another owner’s id', async () => {
   const file = path.join(folder, 'chat.db');
   writePreviousRelease(file);
-  service = await startTestService({ upstream, auth: true, reuseDatabase: file });
+  service = await startTestService({ upstream, auth: true, reuseDatabase: `file:${file}` });
 
   // The counters the chats keep since 20261201000000 are filled from the messages they had.
   const summary = (chat: { chatId: string; messageCount: number; lastReplyStatus: string | null }) => [chat.chatId, chat.messageCount, chat.lastReplyStatus];
@@ -155,7 +155,7 @@ test('after the upgrade each owner reads and continues their own chats, and may 
   // Bob takes the id Alice uses: a chat of his own, beside hers.
   upstream.enqueue({ kind: 'stream', content: ['Yours'] });
   expect((await postChat(service.url, userTurn(SHARED_ID, 'Mine too'), { authorization: `Bearer ${BOB_KEY}` })).status).toBe(200);
-  expect(service.query(`SELECT "seq", "ownerId", "content" FROM "Message" WHERE "chatId" = ? ORDER BY "seq"`, SHARED_ID)).toEqual([
+  expect(await service.query(`SELECT "seq", "ownerId", "content" FROM "Message" WHERE "chatId" = ? ORDER BY "seq"`, SHARED_ID)).toEqual([
     { seq: 1, ownerId: 'key-alice', content: 'Alice asks' },
     { seq: 3, ownerId: 'key-alice', content: 'Alice answer' },
     { seq: 5, ownerId: 'key-alice', content: 'And now?' },

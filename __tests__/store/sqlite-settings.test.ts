@@ -22,8 +22,8 @@ afterAll(async () => {
   await upstream.close();
 });
 
-test('the database file is in WAL mode', () => {
-  expect(service.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+test('the database file is in WAL mode', async () => {
+  expect(await service.query('PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
 });
 
 test('a turn that finds the database locked by another process waits for the lock, then is stored', async () => {
@@ -34,7 +34,7 @@ test('a turn that finds the database locked by another process waits for the loc
   // The turn's write could only happen once the other process had committed.
   expect(lock.lines).toEqual(['locked', 'released']);
   expect(await lock.exited).toEqual([0, null]);
-  expect(service.query('SELECT role, content, status FROM Message WHERE chatId = ? ORDER BY seq', chatId)).toEqual([
+  expect(await service.query('SELECT role, content, status FROM Message WHERE chatId = ? ORDER BY seq', chatId)).toEqual([
     { role: 'user', content: 'Wait for the lock', status: 'completed' },
     { role: 'assistant', content: expect.any(String), status: 'completed' },
   ]);

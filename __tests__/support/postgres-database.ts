@@ -31,12 +31,9 @@ export function describePostgres(title: string, body: (databases: PostgresDataba
       return fileUrl;
     },
     async create() {
-      const name = `lss_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
-      await withAdmin((admin) => admin.query(`CREATE DATABASE "${name}"`));
-      created.push(name);
-      const url = new URL(POSTGRES_ADMIN_URL);
-      url.pathname = `/${name}`;
-      return url.href;
+      const url = await createPostgresDatabase();
+      created.push(url);
+      return url;
     },
   };
   describe(title, () => {
@@ -44,12 +41,30 @@ export function describePostgres(title: string, body: (databases: PostgresDataba
       fileUrl = await databases.create();
     });
     afterAll(async () => {
-      // FORCE ends connections a failed test left open (PostgreSQL 13 and later).
-      await withAdmin(async (admin) => {
-        for (const name of created.splice(0)) await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-      });
+      await dropPostgresDatabases(created.splice(0));
     });
     body(databases);
+  });
+}
+
+/** Creates an empty database with a unique name (`lss_test_…`) on POSTGRES_ADMIN_URL; returns its URL. */
+export async function createPostgresDatabase(): Promise<string> {
+  const name = `lss_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  await withAdmin((admin) => admin.query(`CREATE DATABASE "${name}"`));
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return url.href;
+}
+
+/** Drops the databases at `urls` (made by createPostgresDatabase), ending any connection still open to them. */
+export async function dropPostgresDatabases(urls: string[]): Promise<void> {
+  if (urls.length === 0) return;
+  // FORCE ends connections a failed test left open (PostgreSQL 13 and later).
+  await withAdmin(async (admin) => {
+    for (const url of urls) {
+      const name = decodeURIComponent(new URL(url).pathname.slice(1));
+      await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    }
   });
 }
 
@@ -80,7 +95,7 @@ export function checkPostgresOnce(): void {
 }
 
 /** Why PostgreSQL does not answer, or undefined when it does (probed here if the global setup did not run). */
-function postgresUnreachable(): string | undefined {
+export function postgresUnreachable(): string | undefined {
   if (process.env[AVAILABILITY] === undefined) checkPostgresOnce();
   return process.env[AVAILABILITY] || undefined;
 }
