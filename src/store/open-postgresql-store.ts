@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Client, type PoolConfig } from 'pg';
 import { ConfigError } from '../config/config-error';
 import { DeletedChatPurge } from './deleted-chat-purge';
+import { ensurePostgresqlDatabase } from './ensure-postgresql-database';
 import { PrismaClient } from './generated/postgresql/client';
 import { migratePostgresql, pendingPostgresqlMigrations } from './migrate-postgresql';
 import type { OpenedStore } from './open-store';
@@ -35,7 +36,7 @@ const CONNECT_TIMEOUT_MS = 10_000;
 export async function openPostgresqlStore(options: OpenPostgresqlStoreOptions): Promise<OpenedStore> {
   const { databaseUrl: connectionString, migrationsDir } = options;
   const database = describePostgresqlUrl(connectionString);
-  await checkReachable(connectionString, database);
+  const created = await checkReachable(connectionString, database, options.migrate !== false);
   const appliedMigrations =
     options.migrate === false
       ? await refusePending(connectionString, migrationsDir)
@@ -51,7 +52,7 @@ export async function openPostgresqlStore(options: OpenPostgresqlStoreOptions): 
     store: new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) }),
     keys: new PostgresqlKeyStore(sql),
     appliedMigrations,
-    describe: { engine: 'postgresql', database },
+    describe: { engine: 'postgresql', database, ...(created ? { created } : {}) },
   };
 }
 
@@ -63,14 +64,19 @@ export function describePostgresqlUrl(databaseUrl: string): string {
   return `${host}:${port}/${decodeURIComponent(url.pathname.replace(/^\//, ''))}`;
 }
 
-async function checkReachable(connectionString: string, database: string): Promise<void> {
-  const client = new Client({ connectionString, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+/** Checks that the server answers; a database that does not exist yet is created when migrating. @returns true when created. */
+async function checkReachable(connectionString: string, database: string, create: boolean): Promise<boolean> {
   try {
-    await client.connect();
+    if (create) return await ensurePostgresqlDatabase(connectionString, CONNECT_TIMEOUT_MS);
+    const client = new Client({ connectionString, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+    try {
+      await client.connect();
+      return false;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
   } catch (error) {
     throw new ConfigError(`Cannot connect to PostgreSQL at ${database}: ${connectionFailure(error)}`);
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }
 
