@@ -362,9 +362,11 @@ function storeConformance(engine: Engine): void {
       expect(await shared.store.getChat(chatId, ownerId)).toMatchObject({ messageCount: 4, lastReplyStatus: finished.status });
     });
 
-    test('finishReply is false for a reply that does not exist, and writes nothing', async () => {
+    test('finishReply is false for a reply that does not exist; a checkpoint of one writes nothing', async () => {
+      const rowsBefore = await count(shared.rows, `SELECT CAST(COUNT(*) AS INTEGER) AS "n" FROM "Message"`);
       expect(await shared.store.finishReply(randomUUID(), FINISHED)).toBe(false);
       await expect(shared.store.saveProgress(randomUUID(), 'Nothing to save into')).resolves.toBeUndefined();
+      expect(await count(shared.rows, `SELECT CAST(COUNT(*) AS INTEGER) AS "n" FROM "Message"`)).toBe(rowsBefore);
     });
 
     test('the prompt changes only when a turn sends one; the title is set once, a generated one replaces it, a user title stays', async () => {
