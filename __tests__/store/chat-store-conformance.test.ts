@@ -804,12 +804,11 @@ function storeConformance(engine: Engine): void {
         await a!.store.beginTurn(fromUnleased);
 
         expect(await a!.store.interruptAbandonedReplies({ instanceId: 'A', includeOwn: true })).toBe(3);
-        const statuses = async () =>
-          Object.fromEntries(
-            await Promise.all(
-              [fromA, fromB, fromNone, fromUnleased].map(async (turn) => [turn.reply.instanceId, await statusOf(database.rows, turn.reply.id)]),
-            ),
-          );
+        const statuses = async () => {
+          const found: Record<string, string | undefined> = {};
+          for (const turn of [fromA, fromB, fromNone, fromUnleased]) found[turn.reply.instanceId] = await statusOf(database.rows, turn.reply.id);
+          return found;
+        };
         expect(await statuses()).toEqual({ A: 'interrupted', B: 'streaming', legacy: 'interrupted', 'never-leased': 'interrupted' });
         const lastStatus = async (chatId: string) => (await a!.store.getChat(chatId, ownerId))?.lastReplyStatus;
         expect([await lastStatus(chatA), await lastStatus(chatB), await lastStatus(chatNone), await lastStatus(chatUnleased)]).toEqual([
