@@ -525,8 +525,9 @@ function storeConformance(engine: Engine): void {
       }
       const expected = [ids[2], ids[4], ids[3], ids[0], ids[1]];
 
-      const whole = await shared.store.listChats(ownerId, { limit: 10 });
+      const whole = await shared.store.listChats(ownerId, { limit: 5 });
       expect(whole.hasMore).toBe(false);
+      expect((await shared.store.listChats(ownerId, { limit: 4 })).hasMore).toBe(true);
       expect(whole.chats.map((chat) => [chat.chatId, chat.updatedAt.toISOString()])).toEqual(
         expected.map((chatId) => [chatId, new Date(times.find(([id]) => id === chatId)![1]).toISOString()]),
       );
@@ -664,13 +665,12 @@ function storeConformance(engine: Engine): void {
       expect((await shared.store.getChat(chatId, ownerId))?.lastReplyStatus).toBe('completed');
     });
 
-    test('a chat of 3,000 messages is gone at once and purged completely', async () => {
-      const ownerId = owner();
-      const chatId = randomUUID();
+    /** A chat of 3,000 messages: one turn through the store, the rest copied from its reply by SQL. */
+    async function bigChat(store: ChatStore, rows: Rows, ownerId: string, chatId: string) {
       const turn = newTurn(chatId, ownerId, instance('a'));
-      await shared.store.beginTurn(turn);
-      await shared.store.finishReply(turn.reply.id, FINISHED);
-      const inserted = await shared.rows.run(
+      await store.beginTurn(turn);
+      await store.finishReply(turn.reply.id, FINISHED);
+      const inserted = await rows.run(
         `INSERT INTO "Message" ("id", "ownerId", "chatId", "role", "content", "status", "usageEstimated", "createdAt", "updatedAt")
          WITH RECURSIVE "n"("i") AS (SELECT 1 UNION ALL SELECT "i" + 1 FROM "n" WHERE "i" < 2998)
          SELECT CAST($1 AS TEXT) || CAST("n"."i" AS TEXT), "m"."ownerId", "m"."chatId", 'user', 'A bulk message', 'completed',
@@ -679,14 +679,44 @@ function storeConformance(engine: Engine): void {
         [`bulk-${randomUUID()}-`, turn.reply.id],
       );
       expect(inserted).toBe(2_998);
-      expect(await messageRows(shared.rows, ownerId, chatId)).toBe(3_000);
+      expect(await messageRows(rows, ownerId, chatId)).toBe(3_000);
+    }
+
+    test('a chat of 3,000 messages is gone at once and purged completely, also by two instances purging together', async () => {
+      const ownerId = owner();
+      const chatId = randomUUID();
+      await bigChat(shared.store, shared.rows, ownerId, chatId);
 
       expect(await shared.store.deleteChat(chatId, ownerId)).toBe(true);
       expect(await shared.store.getChat(chatId, ownerId)).toBeNull();
       expect(await shared.store.loadRecent(chatId, ownerId, 10)).toBeNull();
-      await shared.store.purgeDeletedChats();
+      const [first, second] = await shared.instances(2);
+      const removed = await Promise.all([first!.store.purgeDeletedChats(), second!.store.purgeDeletedChats()]);
+      expect(removed[0]! + removed[1]!).toBeLessThanOrEqual(3_000);
       expect(await messageRows(shared.rows, ownerId, chatId)).toBe(0);
       expect(await count(shared.rows, `SELECT CAST(COUNT(*) AS INTEGER) AS "n" FROM "ChatPurge"`)).toBe(0);
+      expect(await shared.store.purgeDeletedChats()).toBe(0);
+    });
+
+    test('a purge that close stopped is finished by the next store opened on the database', async () => {
+      const url = await engine.newDatabase();
+      const rows = await engine.connect(url);
+      const ownerId = owner();
+      const chatId = randomUUID();
+      let opened = await open(url);
+      try {
+        await bigChat(opened.store, rows, ownerId, chatId);
+        expect(await opened.store.deleteChat(chatId, ownerId)).toBe(true);
+        await opened.store.close();
+        opened = await open(url);
+        expect(await opened.store.getChat(chatId, ownerId)).toBeNull();
+        await opened.store.purgeDeletedChats();
+        expect(await messageRows(rows, ownerId, chatId)).toBe(0);
+        expect(await count(rows, `SELECT CAST(COUNT(*) AS INTEGER) AS "n" FROM "ChatPurge"`)).toBe(0);
+      } finally {
+        await opened.store.close();
+        await rows.close();
+      }
     });
   });
 
@@ -740,6 +770,43 @@ function storeConformance(engine: Engine): void {
       await [first, second][loser]!.store.beginTurn(retry);
       expect(await statusOf(shared.rows, retry.reply.id)).toBe('streaming');
       expect(await shared.store.getChat(chatId, ownerId)).toMatchObject({ messageCount: before + 4, lastReplyStatus: 'streaming' });
+    });
+
+    test('turns racing on different chats all go through', async () => {
+      const [first, second] = await shared.instances(2);
+      const ownerId = owner();
+      const turns = Array.from({ length: 10 }, (_, index) => newTurn(randomUUID(), ownerId, index % 2 === 0 ? 'even' : 'odd'));
+      const results = await Promise.allSettled(turns.map((turn, index) => (index % 2 === 0 ? first! : second!).store.beginTurn(turn)));
+      expect(results.map((result) => result.status)).toEqual(turns.map(() => 'fulfilled'));
+      expect((await shared.store.listChats(ownerId, { limit: 20 })).chats).toHaveLength(10);
+    });
+
+    test('a turn racing the deletion of its chat leaves either no chat or a new one with only its own messages', async () => {
+      const [first, second] = await shared.instances(2);
+      const ownerId = owner();
+      const outcomes = new Set<string>();
+      for (let round = 0; round < 8; round += 1) {
+        const chatId = randomUUID();
+        const old = newTurn(chatId, ownerId, instance('a'), { messages: ['Old'] });
+        await first!.store.beginTurn(old);
+        await first!.store.finishReply(old.reply.id, FINISHED);
+        const next = newTurn(chatId, ownerId, instance('b'), { messages: ['New'] });
+        const [deleted, begun] = await Promise.allSettled([first!.store.deleteChat(chatId, ownerId), second!.store.beginTurn(next)]);
+        expect(deleted).toEqual({ status: 'fulfilled', value: true });
+        expect(begun.status).toBe('fulfilled');
+        await shared.store.purgeDeletedChats();
+
+        const recent = await shared.store.loadRecent(chatId, ownerId, 10);
+        if (recent === null) {
+          outcomes.add('turn, then delete');
+          expect(await messageRows(shared.rows, ownerId, chatId)).toBe(0);
+        } else {
+          outcomes.add('delete, then turn');
+          expect(recent).toEqual({ systemPrompt: null, messageCount: 2, messages: [storedMessage('New'), storedReply(next.reply.id, { streaming: '' })] });
+          expect(await messageRows(shared.rows, ownerId, chatId)).toBe(2);
+        }
+      }
+      expect(outcomes.size).toBeGreaterThan(0);
     });
 
     test('a turn over a reply still streaming from the same instance (a previous run) goes on and marks that reply interrupted', async () => {
