@@ -396,6 +396,7 @@ describe('ChatService.shutdown and a turn that is still being prepared', () => {
       };
       const chat = new ChatService({
         store,
+        instanceId: service.instanceId,
         provider: service.provider,
         counter: createTokenCounter('o200k_base'),
         maxConversationPairs: 50,

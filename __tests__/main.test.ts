@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { PROJECT_ROOT } from '../src/build-service';
@@ -126,6 +126,14 @@ describe('main (the server process)', () => {
     expect(listening).toMatchObject({ level: 30, host: '127.0.0.1', provider: 'simulator', model: 'simulator' });
     const port = listening.port as number;
     expect(Number.isInteger(port) && port > 0).toBe(true);
+    expect(server.logs[0]).toMatchObject({
+      level: 30,
+      msg: 'database ready',
+      engine: 'sqlite',
+      database: databasePath,
+      instanceId: `${hostname()}:pid-${server.child.pid}`,
+      appliedMigrations: expect.arrayContaining(['20261123000000_init']),
+    });
     expect(server.logs[1]).toMatchObject({ level: 40, msg: SIMULATOR_WARNING });
 
     expect(await getJson(`http://127.0.0.1:${port}/healthz`)).toEqual({
@@ -157,7 +165,7 @@ describe('main (the server process)', () => {
     server.child.kill('SIGTERM');
     expect(await server.waitForExit(10_000)).toEqual({ code: 0, signal: null });
     const messages = server.logs.map((line) => line.msg);
-    expect(messages.slice(0, 4)).toEqual(['database migrated', SIMULATOR_WARNING, FIRST_KEY_LOGGED, 'listening']);
+    expect(messages.slice(0, 4)).toEqual(['database ready', SIMULATOR_WARNING, FIRST_KEY_LOGGED, 'listening']);
     expect(messages.slice(-2)).toEqual(['shutting down', 'stopped']);
     expect(server.logs.find((line) => line.msg === 'shutting down')).toMatchObject({ level: 30, signal: 'SIGTERM' });
   }, 30_000);

@@ -47,7 +47,8 @@ export async function buildService(options: { config: Config; providerSettings: 
     statementTimeoutMs: config.database.statement_timeout_ms,
   });
   const instanceId = instanceIdentity(config.cluster.instance_id, config.server.port);
-  logger.info({ ...describe, instanceId }, 'database opened');
+  // Where the data lives, named once: the engine and the file or host:port/database, never a password.
+  logger.info({ ...describe, instanceId, appliedMigrations }, 'database ready');
   const lease = new InstanceLease({ store, instanceId, leaseMs: config.cluster.lease_seconds * 1000, log: logger });
   try {
     // Before any reply of this run exists: what is still `streaming` from this instance's last

@@ -22,8 +22,7 @@ async function main(): Promise<void> {
 
   // Owns the database once this returns: a start refused because another server owns it says
   // only that, with nothing logged before.
-  const { app, chat, store, provider, keys, appliedMigrations, lease } = await buildService({ config, providerSettings, logger });
-  if (appliedMigrations.length > 0) logger.info({ appliedMigrations }, 'database migrated');
+  const { app, chat, store, provider, keys, lease } = await buildService({ config, providerSettings, logger });
   if (providerSettings.kind === 'simulator') {
     logger.warn(
       'No model provider is configured: replies come from the built-in SIMULATOR. ' +

@@ -21,6 +21,7 @@ const DEFAULT_CONFIG: Config = {
     lock_wait_seconds: 5,
     reply_save_retry_seconds: 30,
   },
+  cluster: { instance_id: '', lease_seconds: 10 },
   chat: {
     max_conversation_pairs: 50,
     max_context_tokens: 0,

@@ -292,7 +292,7 @@ describe('internal failures', () => {
     try {
       const chatId = randomUUID();
       // What a failing disk or a schema changed under the service looks like from inside.
-      own.execute('ALTER TABLE "Message" RENAME TO "MessageMoved"');
+      own.execute('ALTER TABLE "Chat" RENAME TO "ChatMoved"');
       const upstreamCalls = upstream.requests.length;
       const refused = [await postChat(own.url, userTurn(chatId, 'Hello')), await getPath(own.url, '/api/chats')];
       for (const exchange of refused) {
@@ -301,10 +301,10 @@ describe('internal failures', () => {
         expect(exchange.json()).toEqual({ error: { code: 'internal_error', message: 'An internal error occurred.' } });
       }
       // The cause is in the log, for the operator, not in the answer.
-      expect(own.logs.join('\n')).toContain('no such table: Message');
+      expect(own.logs.join('\n')).toContain('no such table: Chat');
       expect(upstream.requests.length).toBe(upstreamCalls);
 
-      own.execute('ALTER TABLE "MessageMoved" RENAME TO "Message"');
+      own.execute('ALTER TABLE "ChatMoved" RENAME TO "Chat"');
       const recovered = await postChat(own.url, userTurn(chatId, 'Hello again'));
       expect(recovered.status).toBe(200);
       expect(own.query('SELECT role, content FROM Message WHERE chatId = ? ORDER BY seq', chatId)).toEqual([

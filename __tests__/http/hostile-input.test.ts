@@ -68,7 +68,7 @@ async function seedChat(ownerId: string): Promise<void> {
     systemPrompt: 'Be brief.',
     title: 'Seeded',
     messages: [{ role: 'user', content: 'Hello', tokenCount: 1 }],
-    reply: { id: replyId, model: 'gpt-4o', systemPromptHash: 'seeded' },
+    reply: { id: replyId, model: 'gpt-4o', systemPromptHash: 'seeded', instanceId: service.instanceId },
   });
   await service.store.finishReply(replyId, {
     content: 'Hi.',

@@ -16,6 +16,8 @@ import { startTestService, type TestService } from '../support/test-service';
 
 const MIGRATIONS = path.join(PROJECT_ROOT, 'prisma', 'migrations');
 const UPGRADE = '20261130000000_chat_ids_per_owner';
+/** The migration after it, which fills the chats' counters from their messages. */
+const COUNTERS = '20261201000000_counters_purges_and_leases';
 const ALICE_KEY = `lss_${'a'.repeat(43)}`;
 const BOB_KEY = `lss_${'b'.repeat(43)}`;
 const SHARED_ID = '11111111-1111-4111-8111-111111111111';
@@ -43,7 +45,7 @@ function previousMigrations(): string {
   const directory = path.join(folder, 'previous-migrations');
   mkdirSync(directory);
   for (const name of readdirSync(MIGRATIONS)) {
-    if (name !== UPGRADE) cpSync(path.join(MIGRATIONS, name), path.join(directory, name), { recursive: true });
+    if (name < UPGRADE) cpSync(path.join(MIGRATIONS, name), path.join(directory, name), { recursive: true });
   }
   return directory;
 }
@@ -105,7 +107,7 @@ test('a database of the previous release keeps every chat, message, key and owne
   writePreviousRelease(file);
 
   service = await startTestService({ upstream, auth: true, reuseDatabase: file });
-  expect(service.appliedMigrations).toEqual([UPGRADE]);
+  expect(service.appliedMigrations).toEqual([UPGRADE, COUNTERS]);
   await service.stop();
   expect(rows(file)).toEqual({
     chats: [
@@ -131,8 +133,10 @@ test('after the upgrade each owner reads and continues their own chats, and may 
   writePreviousRelease(file);
   service = await startTestService({ upstream, auth: true, reuseDatabase: file });
 
-  expect((await get('/api/chats', ALICE_KEY)).body.chats.map((chat: { chatId: string }) => chat.chatId)).toEqual([SHARED_ID]);
-  expect((await get('/api/chats', BOB_KEY)).body.chats.map((chat: { chatId: string }) => chat.chatId)).toEqual([BOB_CHAT]);
+  // The counters the chats keep since 20261201000000 are filled from the messages they had.
+  const summary = (chat: { chatId: string; messageCount: number; lastReplyStatus: string | null }) => [chat.chatId, chat.messageCount, chat.lastReplyStatus];
+  expect((await get('/api/chats', ALICE_KEY)).body.chats.map(summary)).toEqual([[SHARED_ID, 2, 'completed']]);
+  expect((await get('/api/chats', BOB_KEY)).body.chats.map(summary)).toEqual([[BOB_CHAT, 2, 'interrupted']]);
   const history = await get(`/api/chats/${SHARED_ID}/messages`, ALICE_KEY);
   expect(history.body.messages.map((message: { id: string; content: string }) => [message.id, message.content])).toEqual([
     ['m1', 'Alice asks'],
@@ -164,7 +168,7 @@ test('after the upgrade each owner reads and continues their own chats, and may 
 test('a second start finds the upgrade done and applies nothing', async () => {
   const file = path.join(folder, 'chat.db');
   writePreviousRelease(file);
-  expect(migrateSqlite(file, MIGRATIONS)).toEqual([UPGRADE]);
+  expect(migrateSqlite(file, MIGRATIONS)).toEqual([UPGRADE, COUNTERS]);
   const before = rows(file);
   expect(migrateSqlite(file, MIGRATIONS)).toEqual([]);
   expect(rows(file)).toEqual(before);

@@ -56,7 +56,7 @@ describePostgres('migratePostgresql', (databases) => {
       databases.url,
       `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name`,
     );
-    expect(tables.map((row) => row.table_name)).toEqual(['ApiKey', 'Chat', 'Message', '_prisma_migrations']);
+    expect(tables.map((row) => row.table_name)).toEqual(['ApiKey', 'Chat', 'ChatPurge', 'InstanceLease', 'Message', '_prisma_migrations']);
   });
 
   test('a second run applies nothing and records nothing more', async () => {

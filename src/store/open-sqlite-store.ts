@@ -1,17 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../config/config-error';
 import { DatabaseFile } from './database-file';
 import { DatabaseOwnerLock } from './database-owner-lock';
-import { PrismaClient } from './generated/sqlite/client';
 import { migrateSqlite, pendingSqliteMigrations } from './migrate-sqlite';
-import { PrismaChatStore } from './prisma-chat-store';
-import { PrismaKeyStore } from './prisma-key-store';
+import { SqliteChatStatements } from './sqlite-chat-statements';
 import { SqliteChatStore } from './sqlite-chat-store';
+import { SqliteKeyStatements } from './sqlite-key-statements';
 import { SqliteKeyStore } from './sqlite-key-store';
-import { SqliteTurnStatements } from './sqlite-turn-statements';
+import { SqliteLeaseStatements } from './sqlite-lease-statements';
 
 export interface OpenStoreOptions {
   /** `file:` URL; a relative path is resolved from the working directory. */
@@ -37,7 +35,7 @@ export interface OpenStoreOptions {
  */
 export async function openSqliteStore(
   options: OpenStoreOptions,
-): Promise<{ store: SqliteChatStore; keys: SqliteKeyStore; appliedMigrations: string[] }> {
+): Promise<{ store: SqliteChatStore; keys: SqliteKeyStore; appliedMigrations: string[]; databasePath: string }> {
   const databasePath = sqlitePath(options.databaseUrl);
   mkdirSync(path.dirname(databasePath), { recursive: true });
   const ownerLock = options.owner ? DatabaseOwnerLock.acquire(databasePath) : undefined;
@@ -46,23 +44,22 @@ export async function openSqliteStore(
       options.migrate === false ? refusePending(databasePath, options.migrationsDir) : migrateSqlite(databasePath, options.migrationsDir);
     // No busy timeout (0): SQLite would wait for a lock inside the synchronous call, stopping the
     // event loop. Locks are waited for on timers instead (lock-wait.ts).
-    const prisma = new PrismaClient({ adapter: new PrismaBetterSqlite3({ url: databasePath, timeout: 0 }) });
+    const database = new Database(databasePath, { timeout: 0 });
     // WAL is stored in the file by the migrator; synchronous is per connection. NORMAL is safe
     // under WAL (a power cut can lose the last commits, never corrupt) and much faster than FULL.
-    await prisma.$executeRawUnsafe('PRAGMA synchronous = NORMAL');
-    const database = new Database(databasePath, { timeout: 0 });
     database.pragma('synchronous = NORMAL');
-    database.pragma('foreign_keys = ON');
-    const statements = new SqliteTurnStatements(database);
     const { lockWaitMs } = options;
+    const leases = new SqliteLeaseStatements(database);
+    if (ownerLock) leases.endEarlierLeases();
     const store = new SqliteChatStore({
-      reads: new PrismaChatStore(prisma),
-      statements,
+      statements: new SqliteChatStatements(database),
+      leases,
       file: new DatabaseFile(databasePath),
       lockWaitMs,
+      closeConnection: () => database.close(),
       ownerLock,
     });
-    return { store, keys: new SqliteKeyStore(new PrismaKeyStore(prisma), statements, lockWaitMs), appliedMigrations };
+    return { store, keys: new SqliteKeyStore(new SqliteKeyStatements(database), lockWaitMs), appliedMigrations, databasePath };
   } catch (error) {
     ownerLock?.release();
     throw error;

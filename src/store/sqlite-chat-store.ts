@@ -1,29 +1,34 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ChatCursor, ChatStore, FinishedReply, NewTurn } from '../chat/ports';
 import type { DatabaseFile } from './database-file';
 import type { DatabaseOwnerLock } from './database-owner-lock';
 import { waitForLock } from './lock-wait';
-import type { PrismaChatStore } from './prisma-chat-store';
-import type { SqliteTurnStatements } from './sqlite-turn-statements';
+import type { SqliteChatStatements } from './sqlite-chat-statements';
+import type { SqliteLeaseStatements } from './sqlite-lease-statements';
 
 export interface SqliteChatStoreParts {
-  /** The conversations API's reads, through Prisma. */
-  reads: PrismaChatStore;
-  /** Every write, and the reads each turn makes, on prepared statements. */
-  statements: SqliteTurnStatements;
+  statements: SqliteChatStatements;
+  leases: SqliteLeaseStatements;
   file: DatabaseFile;
   /** How long a call waits for a lock another process holds before it gives up. */
   lockWaitMs: number;
+  /** Closes the connection the statements run on. */
+  closeConnection: () => void;
   /** Held by a serving process (not by the keys CLI); given up on close. */
   ownerLock?: DatabaseOwnerLock;
 }
 
 /**
- * The chat store on SQLite. The turn's hot path runs on prepared statements, the conversations
- * API's reads through Prisma; every call waits for locks held by other processes on timers
- * (`waitForLock`), never inside SQLite, so another process can delay a request but never the
- * event loop.
+ * The chat store on SQLite, on prepared statements. Every call waits for locks held by other
+ * processes on timers (`waitForLock`), never inside SQLite, so another process can delay a
+ * request but never the event loop; the purge of a deleted chat runs a batch at a time with the
+ * event loop free between batches.
  */
 export class SqliteChatStore implements ChatStore {
+  private purging: Promise<number> | undefined;
+  private purgeAgain = false;
+  private closed = false;
+
   constructor(private readonly parts: SqliteChatStoreParts) {}
 
   loadRecent(chatId: string, ownerId: string, limit: number) {
@@ -42,20 +47,28 @@ export class SqliteChatStore implements ChatStore {
     return this.parts.statements.finishReply(messageId, reply);
   }
 
-  interruptAbandonedReplies() {
-    return this.wait(() => this.parts.statements.interruptAbandonedReplies());
+  interruptAbandonedReplies(sweeper: { instanceId: string; includeOwn: boolean }) {
+    return this.wait(() => this.parts.statements.interruptAbandonedReplies(sweeper.instanceId, sweeper.includeOwn));
+  }
+
+  renewLease(instanceId: string, leaseMs: number) {
+    return this.wait(() => this.parts.leases.renewLease(instanceId, leaseMs));
+  }
+
+  releaseLease(instanceId: string) {
+    return this.wait(() => this.parts.leases.releaseLease(instanceId));
   }
 
   listMessages(chatId: string, ownerId: string, page: { limit: number; before?: string }) {
-    return this.wait(() => this.parts.reads.listMessages(chatId, ownerId, page));
+    return this.wait(() => this.parts.statements.listMessages(chatId, ownerId, page));
   }
 
   listChats(ownerId: string, page: { limit: number; cursor?: ChatCursor }) {
-    return this.wait(() => this.parts.reads.listChats(ownerId, page));
+    return this.wait(() => this.parts.statements.listChats(ownerId, page));
   }
 
   getChat(chatId: string, ownerId: string) {
-    return this.wait(() => this.parts.reads.getChat(chatId, ownerId));
+    return this.wait(() => this.parts.statements.getChat(chatId, ownerId));
   }
 
   async updateChat(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }) {
@@ -67,19 +80,57 @@ export class SqliteChatStore implements ChatStore {
     return this.wait(() => this.parts.statements.setGeneratedTitle(chatId, ownerId, title));
   }
 
-  deleteChat(chatId: string, ownerId: string) {
-    return this.wait(() => this.parts.statements.deleteChat(chatId, ownerId));
+  async deleteChat(chatId: string, ownerId: string) {
+    const deleted = await this.wait(() => this.parts.statements.deleteChat(chatId, ownerId));
+    if (deleted) void this.purgeDeletedChats().catch(() => undefined);
+    return deleted;
+  }
+
+  /** One purge runs at a time; a call during it makes it look again for work once it ends. */
+  purgeDeletedChats(): Promise<number> {
+    if (this.purging) {
+      this.purgeAgain = true;
+      return this.purging;
+    }
+    const run = async () => {
+      let removed = 0;
+      do {
+        this.purgeAgain = false;
+        removed += await this.purgeAll();
+      } while (this.purgeAgain && !this.closed);
+      return removed;
+    };
+    this.purging = run().finally(() => {
+      this.purging = undefined;
+    });
+    return this.purging;
   }
 
   async ping() {
     this.parts.file.check();
-    await this.wait(() => this.parts.reads.ping());
+    await this.wait(() => this.parts.statements.ping());
   }
 
   async close() {
-    this.parts.statements.close();
-    await this.parts.reads.close();
+    this.closed = true;
+    await this.purging?.catch(() => undefined);
+    this.parts.closeConnection();
     this.parts.ownerLock?.release();
+  }
+
+  private async purgeAll(): Promise<number> {
+    const { statements } = this.parts;
+    let removed = 0;
+    for (let purge = statements.nextPurge(); purge && !this.closed; purge = statements.nextPurge()) {
+      for (;;) {
+        const batch = await this.wait(() => statements.purgeBatch(purge!));
+        removed += batch;
+        if (batch === 0 || this.closed) break;
+        // Requests and streams run between batches: a chat of any size never holds the loop long.
+        await nextTurn();
+      }
+    }
+    return removed;
   }
 
   private wait<T>(operation: () => T | Promise<T>): Promise<T> {

@@ -1,21 +1,20 @@
 import type { ApiKeyRecord, KeyStore } from '../auth/api-keys';
 import { waitForLock } from './lock-wait';
-import type { PrismaKeyStore } from './prisma-key-store';
-import type { SqliteTurnStatements } from './sqlite-turn-statements';
+import type { SqliteKeyStatements } from './sqlite-key-statements';
 
-/**
- * API keys on SQLite: the lookup every request makes runs on a prepared statement, the rest
- * through Prisma; like the chat store, every call waits for other processes' locks on timers.
- */
+/** API keys on SQLite; like the chat store, every call waits for other processes' locks on timers. */
 export class SqliteKeyStore implements KeyStore {
   constructor(
-    private readonly portable: PrismaKeyStore,
-    private readonly statements: SqliteTurnStatements,
+    private readonly statements: SqliteKeyStatements,
     private readonly lockWaitMs: number,
   ) {}
 
   insertKey(record: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>) {
-    return this.wait(() => this.portable.insertKey(record));
+    return this.wait(() => this.statements.insertKey(record));
+  }
+
+  insertFirstKey(record: Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>) {
+    return this.wait(() => this.statements.insertFirstKey(record));
   }
 
   findKeysByPrefix(prefix: string) {
@@ -23,15 +22,11 @@ export class SqliteKeyStore implements KeyStore {
   }
 
   listKeys() {
-    return this.wait(() => this.portable.listKeys());
+    return this.wait(() => this.statements.listKeys());
   }
 
   revokeKey(id: string) {
-    return this.wait(() => this.portable.revokeKey(id));
-  }
-
-  countKeys() {
-    return this.wait(() => this.portable.countKeys());
+    return this.wait(() => this.statements.revokeKey(id));
   }
 
   private wait<T>(operation: () => T | Promise<T>): Promise<T> {

@@ -36,7 +36,7 @@ export interface ChatRow {
 export function turnMessageRows(turn: NewTurn) {
   const { ownerId, chatId, reply } = turn;
   const rows = turn.messages.map((message) => ({
-    id: randomUUID(),
+    id: randomUUID() as string,
     ownerId,
     chatId,
     role: message.role as string,

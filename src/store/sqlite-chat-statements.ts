@@ -1,0 +1,286 @@
+import type Database from 'better-sqlite3';
+import type { ChatCursor, FinishedReply, NewTurn } from '../chat/ports';
+import { AppError } from '../errors/app-error';
+import {
+  CHAT_COLUMNS,
+  finishedReplyColumns,
+  MESSAGE_COLUMNS,
+  toChatSummary,
+  toStoredMessage,
+  turnMessageRows,
+  type ChatRow,
+  type MessageRow,
+} from './stored-rows';
+
+/** Messages removed per statement when a deleted chat is purged: a few milliseconds of work each. */
+export const PURGE_BATCH = 500;
+
+interface ChatHead {
+  systemPrompt: string | null;
+  messageCount: number;
+  baseSeq: number;
+}
+
+interface LastReply {
+  lastReplyId: string | null;
+  lastReplyStatus: string | null;
+  instanceId: string | null;
+}
+
+/**
+ * Every chat and message query of the SQLite store, prepared once on the store's one connection.
+ *
+ * They run synchronously (better-sqlite3), each to its end, so no write lock is held across an
+ * `await`; a chat's history and the list read the page's rows only (the chat row keeps its count
+ * and newest reply), so no call grows with the database. Timestamps are written as Prisma writes
+ * a DateTime to SQLite (`…+00:00` ISO text, which orders as time), booleans as 0/1.
+ */
+export class SqliteChatStatements {
+  private readonly statements;
+  private readonly writeTurn;
+  private readonly readRecent;
+  private readonly readPage;
+  private readonly writeFinish;
+  private readonly sweep;
+  private readonly removeChat;
+
+  constructor(database: Database.Database) {
+    const prepare = <Row = unknown>(sql: string) => database.prepare<unknown[], Row>(sql);
+    this.statements = {
+      head: prepare<ChatHead>(`SELECT "systemPrompt", "messageCount", "baseSeq" FROM "Chat" WHERE "ownerId" = ? AND "id" = ?`),
+      // `seq` is the insertion order: timestamps can tie, it cannot. Rows at or below `baseSeq`
+      // belong to a deleted chat of the same id whose purge has not reached them yet.
+      newest: prepare<MessageRow>(
+        `SELECT ${MESSAGE_COLUMNS} FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" > ? AND "seq" < ? ORDER BY "seq" DESC LIMIT ?`,
+      ),
+      anchor: prepare<{ seq: number }>(`SELECT "seq" FROM "Message" WHERE "id" = ? AND "ownerId" = ? AND "chatId" = ? AND "seq" > ?`),
+      chat: prepare<ChatRow>(`SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? AND "id" = ?`),
+      firstChats: prepare<ChatRow>(`SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? ORDER BY "updatedAt" DESC, "id" DESC LIMIT ?`),
+      laterChats: prepare<ChatRow>(
+        `SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? AND ("updatedAt" < ? OR ("updatedAt" = ? AND "id" < ?))
+         ORDER BY "updatedAt" DESC, "id" DESC LIMIT ?`,
+      ),
+      lastReply: prepare<LastReply>(
+        `SELECT c."lastReplyId", c."lastReplyStatus", m."instanceId" FROM "Chat" c LEFT JOIN "Message" m ON m."id" = c."lastReplyId"
+         WHERE c."ownerId" = ? AND c."id" = ?`,
+      ),
+      purgedUpTo: prepare<{ upToSeq: number }>(
+        `SELECT COALESCE(MAX("upToSeq"), 0) AS "upToSeq" FROM "ChatPurge" WHERE "ownerId" = ? AND "chatId" = ?`,
+      ),
+      upsertChat: prepare(
+        `INSERT INTO "Chat" ("id", "ownerId", "title", "titleSource", "systemPrompt", "createdAt", "updatedAt", "messageCount",
+           "lastReplyId", "lastReplyStatus", "baseSeq")
+         VALUES (@chatId, @ownerId, @title, 'auto', @systemPrompt, @now, @now, @count, @replyId, 'streaming', @baseSeq)
+         ON CONFLICT ("ownerId", "id") DO UPDATE SET
+           "updatedAt" = excluded."updatedAt",
+           "systemPrompt" = CASE WHEN @setPrompt THEN excluded."systemPrompt" ELSE "systemPrompt" END,
+           "titleSource" = CASE WHEN "title" IS NULL THEN 'auto' ELSE "titleSource" END,
+           "title" = COALESCE("title", excluded."title"),
+           "messageCount" = "messageCount" + excluded."messageCount",
+           "lastReplyId" = excluded."lastReplyId",
+           "lastReplyStatus" = 'streaming'`,
+      ),
+      insertMessage: prepare(
+        `INSERT INTO "Message" ("id", "ownerId", "chatId", "role", "content", "status", "tokenCount", "usageEstimated", "model",
+           "systemPromptHash", "instanceId", "createdAt", "updatedAt")
+         VALUES (@id, @ownerId, @chatId, @role, @content, @status, @tokenCount, 0, @model, @systemPromptHash, @instanceId, @now, @now)`,
+      ),
+      interruptOne: prepare(`UPDATE "Message" SET "status" = 'interrupted', "updatedAt" = ? WHERE "id" = ? AND "status" = 'streaming'`),
+      progress: prepare(`UPDATE "Message" SET "content" = @content, "updatedAt" = @now WHERE "id" = @messageId AND "status" = 'streaming'`),
+      finish: prepare<{ ownerId: string; chatId: string }>(
+        `UPDATE "Message" SET "content" = @content, "status" = @status, "finishReason" = @finishReason,
+           "tokenCount" = @tokenCount, "promptTokens" = @promptTokens, "completionTokens" = @completionTokens,
+           "totalTokens" = @totalTokens, "usageEstimated" = @usageEstimated, "timeToFirstTokenMs" = @timeToFirstTokenMs,
+           "durationMs" = @durationMs, "updatedAt" = @now
+         WHERE "id" = @messageId RETURNING "ownerId", "chatId"`,
+      ),
+      chatReplyStatus: prepare(`UPDATE "Chat" SET "lastReplyStatus" = ? WHERE "ownerId" = ? AND "id" = ? AND "lastReplyId" = ?`),
+      // The index on (status, instanceId) keeps this to the replies still streaming.
+      abandoned: prepare<{ id: string; ownerId: string; chatId: string }>(
+        `UPDATE "Message" SET "status" = 'interrupted', "updatedAt" = @now
+         WHERE "status" = 'streaming' AND ("instanceId" IS NULL OR (@includeOwn AND "instanceId" = @instanceId) OR ("instanceId" <> @instanceId
+           AND NOT EXISTS (SELECT 1 FROM "InstanceLease" l WHERE l."instanceId" = "Message"."instanceId" AND l."expiresAt" > @now)))
+         RETURNING "id", "ownerId", "chatId"`,
+      ),
+      changeChat: prepare(
+        `UPDATE "Chat" SET
+           "title" = CASE WHEN @setTitle THEN @title ELSE "title" END,
+           "titleSource" = CASE WHEN @setTitle THEN 'user' ELSE "titleSource" END,
+           "systemPrompt" = CASE WHEN @setPrompt THEN @systemPrompt ELSE "systemPrompt" END,
+           "updatedAt" = @now
+         WHERE "ownerId" = @ownerId AND "id" = @chatId`,
+      ),
+      generatedTitle: prepare(
+        `UPDATE "Chat" SET "title" = @title, "titleSource" = 'model', "updatedAt" = @now
+         WHERE "ownerId" = @ownerId AND "id" = @chatId AND "titleSource" IS NOT 'user'`,
+      ),
+      deleteChat: prepare(`DELETE FROM "Chat" WHERE "ownerId" = ? AND "id" = ?`),
+      // MAX of the rowid is read from the end of the table's b-tree: constant time.
+      recordPurge: prepare(
+        `INSERT OR IGNORE INTO "ChatPurge" ("ownerId", "chatId", "upToSeq", "deletedAt")
+         VALUES (?, ?, (SELECT COALESCE(MAX("seq"), 0) FROM "Message"), ?)`,
+      ),
+      pendingPurge: prepare<{ ownerId: string; chatId: string; upToSeq: number }>(
+        `SELECT "ownerId", "chatId", "upToSeq" FROM "ChatPurge" ORDER BY "deletedAt" LIMIT 1`,
+      ),
+      purgeBatch: prepare(
+        `DELETE FROM "Message" WHERE "seq" IN
+           (SELECT "seq" FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" <= ? ORDER BY "seq" LIMIT ${PURGE_BATCH})`,
+      ),
+      purgeDone: prepare(`DELETE FROM "ChatPurge" WHERE "ownerId" = ? AND "chatId" = ? AND "upToSeq" = ?`),
+      ping: prepare(`SELECT 1 FROM "Chat" LIMIT 1`),
+    };
+    const s = this.statements;
+
+    // One snapshot, so the head and the messages agree even if another process writes between them.
+    this.readRecent = database.transaction((chatId: string, ownerId: string, limit: number) => {
+      const head = s.head.get(ownerId, chatId);
+      return head && { head, rows: s.newest.all(ownerId, chatId, head.baseSeq, Number.MAX_SAFE_INTEGER, limit) };
+    });
+    this.readPage = database.transaction((chatId: string, ownerId: string, limit: number, before: string | undefined) => {
+      const head = s.head.get(ownerId, chatId);
+      if (!head) return undefined;
+      let beforeSeq = Number.MAX_SAFE_INTEGER;
+      if (before !== undefined) {
+        const anchor = s.anchor.get(before, ownerId, chatId, head.baseSeq);
+        if (!anchor) throw new AppError('invalid_request', '`before` is not the id of a message of this chat.');
+        beforeSeq = anchor.seq;
+      }
+      return s.newest.all(ownerId, chatId, head.baseSeq, beforeSeq, limit + 1);
+    });
+    this.writeTurn = database.transaction((turn: NewTurn, now: string) => {
+      const { chatId, ownerId, systemPrompt, title, reply } = turn;
+      const last = s.lastReply.get(ownerId, chatId);
+      if (last?.lastReplyStatus === 'streaming' && last.lastReplyId) {
+        if (last.instanceId !== reply.instanceId) throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
+        // This instance's own reply, which its process no longer runs (see ChatStore.beginTurn).
+        s.interruptOne.run(now, last.lastReplyId);
+      }
+      const rows = turnMessageRows(turn);
+      const baseSeq = last ? 0 : s.purgedUpTo.get(ownerId, chatId)!.upToSeq;
+      s.upsertChat.run({
+        chatId,
+        ownerId,
+        title,
+        systemPrompt: systemPrompt ?? null,
+        setPrompt: systemPrompt === undefined ? 0 : 1,
+        now,
+        count: rows.length,
+        replyId: reply.id,
+        baseSeq,
+      });
+      for (const row of rows) s.insertMessage.run({ ...row, now });
+    });
+    this.writeFinish = database.transaction((messageId: string, reply: FinishedReply, now: string) => {
+      const columns = finishedReplyColumns(reply);
+      const row = s.finish.get({ ...columns, usageEstimated: columns.usageEstimated ? 1 : 0, messageId, now });
+      if (!row) return false;
+      s.chatReplyStatus.run(reply.status, row.ownerId, row.chatId, messageId);
+      return true;
+    });
+    this.sweep = database.transaction((instanceId: string, includeOwn: boolean, now: string) => {
+      const swept = s.abandoned.all({ instanceId, includeOwn: includeOwn ? 1 : 0, now });
+      for (const reply of swept) s.chatReplyStatus.run('interrupted', reply.ownerId, reply.chatId, reply.id);
+      return swept.length;
+    });
+    this.removeChat = database.transaction((chatId: string, ownerId: string, now: string) => {
+      if (s.deleteChat.run(ownerId, chatId).changes === 0) return false;
+      s.recordPurge.run(ownerId, chatId, now);
+      return true;
+    });
+  }
+
+  loadRecent(chatId: string, ownerId: string, limit: number) {
+    const found = this.readRecent(chatId, ownerId, limit);
+    if (!found) return null;
+    const { head, rows } = found;
+    return { systemPrompt: head.systemPrompt, messageCount: head.messageCount, messages: rows.reverse().map(toStoredMessage) };
+  }
+
+  /** @throws AppError generation_in_progress when another instance's reply of the chat is streaming. */
+  beginTurn(turn: NewTurn): void {
+    // IMMEDIATE takes the write lock first: a deferred transaction that read first could find the
+    // lock taken after its read, and then no wait would help.
+    this.writeTurn.immediate(turn, timestamp());
+  }
+
+  saveProgress(messageId: string, content: string): void {
+    this.statements.progress.run({ messageId, content, now: timestamp() });
+  }
+
+  /** @returns false when the reply's row is gone. */
+  finishReply(messageId: string, reply: FinishedReply): boolean {
+    return this.writeFinish.immediate(messageId, reply, timestamp());
+  }
+
+  interruptAbandonedReplies(instanceId: string, includeOwn: boolean): number {
+    return this.sweep.immediate(instanceId, includeOwn, timestamp());
+  }
+
+  listMessages(chatId: string, ownerId: string, page: { limit: number; before?: string }) {
+    const rows = this.readPage(chatId, ownerId, page.limit, page.before);
+    if (!rows) return null;
+    return { messages: rows.slice(0, page.limit).reverse().map(toStoredMessage), hasMore: rows.length > page.limit };
+  }
+
+  listChats(ownerId: string, page: { limit: number; cursor?: ChatCursor }) {
+    const { cursor, limit } = page;
+    const rows = cursor
+      ? this.statements.laterChats.all(ownerId, sqliteTime(cursor.updatedAt), sqliteTime(cursor.updatedAt), cursor.chatId, limit + 1)
+      : this.statements.firstChats.all(ownerId, limit + 1);
+    return { chats: rows.slice(0, limit).map(toChatSummary), hasMore: rows.length > limit };
+  }
+
+  getChat(chatId: string, ownerId: string) {
+    const row = this.statements.chat.get(ownerId, chatId);
+    return row ? toChatSummary(row) : null;
+  }
+
+  /** @returns false when the owner has no such chat. */
+  updateChat(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }): boolean {
+    const { changes: changed } = this.statements.changeChat.run({
+      chatId,
+      ownerId,
+      setTitle: changes.title === undefined ? 0 : 1,
+      title: changes.title ?? null,
+      setPrompt: changes.systemPrompt === undefined ? 0 : 1,
+      systemPrompt: changes.systemPrompt ?? null,
+      now: timestamp(),
+    });
+    return changed > 0;
+  }
+
+  setGeneratedTitle(chatId: string, ownerId: string, title: string): void {
+    this.statements.generatedTitle.run({ chatId, ownerId, title, now: timestamp() });
+  }
+
+  /** Removes the chat row and records its messages for the purge: constant time, whatever the chat's size. */
+  deleteChat(chatId: string, ownerId: string): boolean {
+    return this.removeChat.immediate(chatId, ownerId, timestamp());
+  }
+
+  /** The oldest pending purge, if any. */
+  nextPurge(): { ownerId: string; chatId: string; upToSeq: number } | undefined {
+    return this.statements.pendingPurge.get();
+  }
+
+  /** Removes up to PURGE_BATCH messages of the purge; when none were left, ends it. @returns how many were removed. */
+  purgeBatch(purge: { ownerId: string; chatId: string; upToSeq: number }): number {
+    const removed = this.statements.purgeBatch.run(purge.ownerId, purge.chatId, purge.upToSeq).changes;
+    if (removed === 0) this.statements.purgeDone.run(purge.ownerId, purge.chatId, purge.upToSeq);
+    return removed;
+  }
+
+  ping(): void {
+    this.statements.ping.get();
+  }
+}
+
+/** Now, as Prisma writes a DateTime to SQLite. */
+export function timestamp(): string {
+  return sqliteTime(new Date());
+}
+
+export function sqliteTime(date: Date): string {
+  return date.toISOString().replace('Z', '+00:00');
+}
