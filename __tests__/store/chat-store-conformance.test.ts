@@ -692,7 +692,8 @@ function storeConformance(engine: Engine): void {
       expect(await shared.store.loadRecent(chatId, ownerId, 10)).toBeNull();
       const [first, second] = await shared.instances(2);
       const removed = await Promise.all([first!.store.purgeDeletedChats(), second!.store.purgeDeletedChats()]);
-      expect(removed[0]! + removed[1]!).toBeLessThanOrEqual(3_000);
+      // Calls on one store may join the same run and report its count each.
+      for (const each of removed) expect(each).toBeLessThanOrEqual(3_000);
       expect(await messageRows(shared.rows, ownerId, chatId)).toBe(0);
       expect(await count(shared.rows, `SELECT CAST(COUNT(*) AS INTEGER) AS "n" FROM "ChatPurge"`)).toBe(0);
       expect(await shared.store.purgeDeletedChats()).toBe(0);
