@@ -47,6 +47,25 @@ export async function migratePostgresql(options: { connectionString: string; mig
   }
 }
 
+/**
+ * The migrations under `migrationsDir` that the database has not applied, in name order (all of
+ * them on a database never migrated). Takes no lock and changes nothing.
+ * @throws Errors as `pg` reports them when the server cannot be reached.
+ */
+export async function pendingPostgresqlMigrations(options: { connectionString: string; migrationsDir: string }): Promise<string[]> {
+  const client = new Client({ connectionString: options.connectionString });
+  await client.connect();
+  try {
+    const { rows } = await client.query(`SELECT to_regclass('"_prisma_migrations"') IS NOT NULL AS "exists"`);
+    const done = new Set(rows[0].exists ? await appliedMigrationNames(client) : []);
+    return listMigrations(options.migrationsDir)
+      .map((migration) => migration.name)
+      .filter((name) => !done.has(name));
+  } finally {
+    await client.end();
+  }
+}
+
 async function appliedMigrationNames(client: Client): Promise<string[]> {
   const { rows } = await client.query(
     `SELECT "migration_name" FROM "_prisma_migrations" WHERE "finished_at" IS NOT NULL AND "rolled_back_at" IS NULL`,

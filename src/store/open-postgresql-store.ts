@@ -1,16 +1,103 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { Client, type PoolConfig } from 'pg';
 import { ConfigError } from '../config/config-error';
+import { DeletedChatPurge } from './deleted-chat-purge';
+import { PrismaClient } from './generated/postgresql/client';
+import { migratePostgresql, pendingPostgresqlMigrations } from './migrate-postgresql';
 import type { OpenedStore } from './open-store';
+import { PostgresqlChatStore } from './postgresql-chat-store';
+import { PostgresqlKeyStore } from './postgresql-key-store';
+import { PostgresqlSql } from './postgresql-sql';
 
 export interface OpenPostgresqlStoreOptions {
+  /** A libpq-style URL, passed to `pg` as it is: its parameters (sslmode, sslrootcert, application_name, options…) apply. */
   databaseUrl: string;
   migrationsDir: string;
+  /** Unused on PostgreSQL: instances share the server, and leases tell their replies apart. */
   owner: boolean;
+  /** Apply pending migrations (default); false: refuse a database that has any. */
   migrate?: boolean;
   poolSize: number;
+  /** Longest a statement may run; 0 = no limit. */
   statementTimeoutMs: number;
 }
 
-/** Placeholder until the PostgreSQL store exists. */
-export async function openPostgresqlStore(_options: OpenPostgresqlStoreOptions): Promise<OpenedStore> {
-  throw new ConfigError('PostgreSQL is not supported by this version yet.');
+/** How long getting a connection may take, so that an unreachable host fails a call rather than hanging it. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens the PostgreSQL store: checks that the server answers, applies pending migrations (unless
+ * `migrate` is false), then builds the Prisma client on a `pg` pool of `poolSize` connections.
+ * @returns the stores, the migrations applied now, and the database as `host:port/name` (never a password).
+ * @throws ConfigError when the server cannot be reached (naming where and why), or when `migrate`
+ *   is false and migrations are pending; the migrator's Error when a migration fails.
+ */
+export async function openPostgresqlStore(options: OpenPostgresqlStoreOptions): Promise<OpenedStore> {
+  const { databaseUrl: connectionString, migrationsDir } = options;
+  const database = describePostgresqlUrl(connectionString);
+  await checkReachable(connectionString, database);
+  const appliedMigrations =
+    options.migrate === false
+      ? await refusePending(connectionString, migrationsDir)
+      : await migratePostgresql({ connectionString, migrationsDir });
+  const pool: PoolConfig = {
+    connectionString,
+    max: options.poolSize,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    ...(options.statementTimeoutMs > 0 ? { statement_timeout: options.statementTimeoutMs } : {}),
+  };
+  const sql = new PostgresqlSql(new PrismaClient({ adapter: new PrismaPg(pool) }));
+  return {
+    store: new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) }),
+    keys: new PostgresqlKeyStore(sql),
+    appliedMigrations,
+    describe: { engine: 'postgresql', database },
+  };
+}
+
+/** `postgres://user:secret@db.internal:6432/chat?sslmode=require` → `db.internal:6432/chat`. */
+export function describePostgresqlUrl(databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  const host = url.hostname || url.searchParams.get('host') || 'localhost';
+  const port = url.port || url.searchParams.get('port') || '5432';
+  return `${host}:${port}/${decodeURIComponent(url.pathname.replace(/^\//, ''))}`;
+}
+
+async function checkReachable(connectionString: string, database: string): Promise<void> {
+  const client = new Client({ connectionString, connectionTimeoutMillis: CONNECT_TIMEOUT_MS });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new ConfigError(`Cannot connect to PostgreSQL at ${database}: ${connectionFailure(error)}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * pg's reason. Connecting to `localhost` tries each address and may fail with an AggregateError
+ * without a message; socket errors come from Node's own realm, so no `instanceof` here.
+ */
+function connectionFailure(error: unknown): string {
+  const { message, code, errors } = (typeof error === 'object' && error !== null ? error : {}) as {
+    message?: unknown;
+    code?: unknown;
+    errors?: Array<{ message?: unknown }>;
+  };
+  if (typeof message === 'string' && message) return message;
+  const inner = (errors ?? []).map((each) => each.message).filter((each): each is string => typeof each === 'string' && each !== '');
+  if (inner.length > 0) return inner.join('; ');
+  return typeof code === 'string' ? code : String(error);
+}
+
+/** For a server that does not migrate: nothing applied, or a ConfigError naming what is pending. */
+async function refusePending(connectionString: string, migrationsDir: string): Promise<[]> {
+  const pending = await pendingPostgresqlMigrations({ connectionString, migrationsDir });
+  if (pending.length > 0) {
+    throw new ConfigError(
+      `The database has migrations not applied (${pending.join(', ')}) and [database] migrate_on_start is false: ` +
+        'run `npm run migrate` first, or set migrate_on_start = true.',
+    );
+  }
+  return [];
 }

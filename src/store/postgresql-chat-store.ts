@@ -1,0 +1,174 @@
+import type { ChatCursor, ChatStore, ChatSummary, FinishedReply, NewTurn } from '../chat/ports';
+import { AppError } from '../errors/app-error';
+import type { DeletedChatPurge } from './deleted-chat-purge';
+import * as statements from './postgresql-chat-statements';
+import type { PostgresqlSql } from './postgresql-sql';
+import { finishedReplyColumns, toChatSummary, toStoredMessage, turnMessageRows, type ChatRow, type MessageRow } from './stored-rows';
+
+export interface PostgresqlChatStoreParts {
+  sql: PostgresqlSql;
+  /** Started by deleteChat, stopped by close. */
+  purge: DeletedChatPurge;
+}
+
+type RecentRow = MessageRow & { chatSystemPrompt: string | null; chatMessageCount: number };
+
+/**
+ * The chat store on PostgreSQL. Every call is one statement (listMessages: two), run through the
+ * pool; a database that does not answer makes calls fail with AppError `service_unavailable`.
+ */
+export class PostgresqlChatStore implements ChatStore {
+  constructor(private readonly parts: PostgresqlChatStoreParts) {}
+
+  private get sql() {
+    return this.parts.sql;
+  }
+
+  async loadRecent(chatId: string, ownerId: string, limit: number) {
+    const rows = await this.sql.rows<RecentRow>(statements.LOAD_RECENT, ownerId, chatId, limit);
+    const [head] = rows;
+    if (!head) return null;
+    const messages = rows.filter((row) => row.id !== null).reverse();
+    return {
+      systemPrompt: head.chatSystemPrompt,
+      messageCount: Number(head.chatMessageCount),
+      messages: messages.map(({ chatSystemPrompt: _prompt, chatMessageCount: _count, ...row }) => toStoredMessage(row)),
+    };
+  }
+
+  async beginTurn(turn: NewTurn) {
+    const rows = turnMessageRows(turn);
+    const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((row) => row[key]);
+    const [result] = await this.sql.rows<{ stored: number }>(
+      statements.BEGIN_TURN,
+      turn.ownerId,
+      turn.chatId,
+      turn.title,
+      turn.systemPrompt ?? null,
+      turn.systemPrompt !== undefined,
+      new Date(),
+      turn.reply.id,
+      turn.reply.instanceId,
+      column('id'),
+      column('role'),
+      column('content'),
+      column('status'),
+      column('tokenCount'),
+      column('model'),
+      column('systemPromptHash'),
+      column('instanceId'),
+    );
+    if (result?.stored !== 1) throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
+  }
+
+  async saveProgress(messageId: string, content: string) {
+    await this.sql.execute(statements.SAVE_PROGRESS, messageId, content, new Date());
+  }
+
+  async finishReply(messageId: string, reply: FinishedReply) {
+    const columns = finishedReplyColumns(reply);
+    const [result] = await this.sql.rows<{ found: number }>(
+      statements.FINISH_REPLY,
+      messageId,
+      columns.content,
+      columns.status,
+      columns.finishReason,
+      columns.tokenCount,
+      columns.promptTokens,
+      columns.completionTokens,
+      columns.totalTokens,
+      columns.usageEstimated,
+      columns.timeToFirstTokenMs,
+      columns.durationMs,
+      new Date(),
+    );
+    return result?.found === 1;
+  }
+
+  async interruptAbandonedReplies(sweeper: { instanceId: string; includeOwn: boolean }) {
+    const [result] = await this.sql.rows<{ swept: number }>(statements.INTERRUPT_ABANDONED, sweeper.instanceId, sweeper.includeOwn, new Date());
+    return result?.swept ?? 0;
+  }
+
+  async renewLease(instanceId: string, leaseMs: number) {
+    await this.sql.execute(statements.RENEW_LEASE, instanceId, Math.round(leaseMs));
+  }
+
+  async releaseLease(instanceId: string) {
+    await this.sql.execute(statements.RELEASE_LEASE, instanceId);
+  }
+
+  purgeDeletedChats() {
+    return this.parts.purge.run();
+  }
+
+  async listMessages(chatId: string, ownerId: string, page: { limit: number; before?: string }) {
+    const [start] = await this.sql.rows<{ above: bigint; beforeSeq: bigint | null }>(
+      statements.MESSAGE_PAGE_START,
+      ownerId,
+      chatId,
+      page.before ?? null,
+    );
+    if (!start) return null;
+    if (page.before !== undefined && start.beforeSeq === null) {
+      throw new AppError('invalid_request', '`before` is not the id of a message of this chat.');
+    }
+    const rows = await this.sql.rows<MessageRow>(
+      statements.MESSAGE_PAGE,
+      ownerId,
+      chatId,
+      String(start.above),
+      start.beforeSeq === null ? null : String(start.beforeSeq),
+      page.limit + 1,
+    );
+    return { messages: rows.slice(0, page.limit).reverse().map(toStoredMessage), hasMore: rows.length > page.limit };
+  }
+
+  async listChats(ownerId: string, page: { limit: number; cursor?: ChatCursor }) {
+    const { cursor, limit } = page;
+    const rows = cursor
+      ? await this.sql.rows<ChatRow>(statements.CHATS_AFTER, ownerId, limit + 1, cursor.updatedAt, cursor.chatId)
+      : await this.sql.rows<ChatRow>(statements.FIRST_CHATS, ownerId, limit + 1);
+    return { chats: rows.slice(0, limit).map(toChatSummary), hasMore: rows.length > limit };
+  }
+
+  async getChat(chatId: string, ownerId: string) {
+    const [row] = await this.sql.rows<ChatRow>(statements.GET_CHAT, ownerId, chatId);
+    return row ? toChatSummary(row) : null;
+  }
+
+  async updateChat(chatId: string, ownerId: string, changes: { title?: string; systemPrompt?: string | null }): Promise<ChatSummary | null> {
+    const [row] = await this.sql.rows<ChatRow>(
+      statements.UPDATE_CHAT,
+      ownerId,
+      chatId,
+      changes.title !== undefined,
+      changes.title ?? null,
+      changes.systemPrompt !== undefined,
+      changes.systemPrompt ?? null,
+      new Date(),
+    );
+    return row ? toChatSummary(row) : null;
+  }
+
+  async setGeneratedTitle(chatId: string, ownerId: string, title: string) {
+    await this.sql.execute(statements.SET_GENERATED_TITLE, ownerId, chatId, title, new Date());
+  }
+
+  async deleteChat(chatId: string, ownerId: string) {
+    const deleted = (await this.sql.execute(statements.DELETE_CHAT, ownerId, chatId)) > 0;
+    // The messages go in the background; a purge that fails or is stopped is resumed at the next
+    // start (the server calls purgeDeletedChats then), and reads never show them meanwhile.
+    if (deleted) this.parts.purge.run().catch(() => undefined);
+    return deleted;
+  }
+
+  async ping() {
+    await this.sql.rows(statements.PING);
+  }
+
+  async close() {
+    await this.parts.purge.stop();
+    await this.sql.close();
+  }
+}

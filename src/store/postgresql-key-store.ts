@@ -1,0 +1,68 @@
+import type { ApiKeyRecord, KeyStore } from '../auth/api-keys';
+import type { PostgresqlSql } from './postgresql-sql';
+
+const KEY_COLUMNS = `"id", "name", "prefix", "hash", "createdAt", "revokedAt"`;
+
+/**
+ * The transaction-scoped advisory lock that makes the first key's check and insert one step
+ * across processes ("lss_" in ASCII; the migrator's lock is another number).
+ */
+const FIRST_KEY_LOCK = 0x6c73735f;
+
+type NewKey = Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>;
+
+/** API keys on PostgreSQL. */
+export class PostgresqlKeyStore implements KeyStore {
+  constructor(private readonly sql: PostgresqlSql) {}
+
+  async insertKey(record: NewKey): Promise<ApiKeyRecord> {
+    const [row] = await this.sql.rows<ApiKeyRecord>(
+      `INSERT INTO "ApiKey" ("id", "name", "prefix", "hash", "createdAt") VALUES ($1, $2, $3, $4, $5) RETURNING ${KEY_COLUMNS}`,
+      record.id,
+      record.name,
+      record.prefix,
+      record.hash,
+      new Date(),
+    );
+    return row!;
+  }
+
+  findKeysByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
+    return this.sql.rows<ApiKeyRecord>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" WHERE "prefix" = $1`, prefix);
+  }
+
+  listKeys(): Promise<ApiKeyRecord[]> {
+    return this.sql.rows<ApiKeyRecord>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" ORDER BY "createdAt", "id"`);
+  }
+
+  async revokeKey(id: string): Promise<ApiKeyRecord | null> {
+    // Revoking twice keeps the first time.
+    const [row] = await this.sql.rows<ApiKeyRecord>(
+      `UPDATE "ApiKey" SET "revokedAt" = COALESCE("revokedAt", $2) WHERE "id" = $1 RETURNING ${KEY_COLUMNS}`,
+      id,
+      new Date(),
+    );
+    return row ?? null;
+  }
+
+  /**
+   * Under READ COMMITTED each statement takes a new snapshot: the INSERT, run once the lock is
+   * held, sees the key of any process that held it before, so only the first inserts.
+   */
+  insertFirstKey(record: NewKey): Promise<ApiKeyRecord | undefined> {
+    return this.sql.transaction(async (transaction) => {
+      await transaction.execute('SELECT pg_advisory_xact_lock($1::bigint)', FIRST_KEY_LOCK);
+      const [row] = await transaction.rows<ApiKeyRecord>(
+        `INSERT INTO "ApiKey" ("id", "name", "prefix", "hash", "createdAt")
+         SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz WHERE NOT EXISTS (SELECT 1 FROM "ApiKey")
+         RETURNING ${KEY_COLUMNS}`,
+        record.id,
+        record.name,
+        record.prefix,
+        record.hash,
+        new Date(),
+      );
+      return row;
+    });
+  }
+}
