@@ -404,6 +404,7 @@ function storeConformance(engine: Engine): void {
       expect((await shared.store.loadRecent(chatId, ownerId, 1))?.systemPrompt).toBe('From the turn.');
       expect(await shared.store.getChat(chatId, ownerId)).toMatchObject({ title: 'Chosen title', systemPrompt: 'From the turn.', messageCount: 6 });
 
+      expect(await shared.store.updateChat(chatId, ownerId, {})).toMatchObject({ chatId, title: 'Chosen title', systemPrompt: 'From the turn.' });
       expect(await shared.store.updateChat(randomUUID(), ownerId, { title: 'Nobody' })).toBeNull();
       await expect(shared.store.setGeneratedTitle(randomUUID(), ownerId, 'Nobody')).resolves.toBeUndefined();
     });
@@ -556,6 +557,30 @@ function storeConformance(engine: Engine): void {
         [[ids[1]], false],
       ]);
       expect(await shared.store.listChats(owner(), { limit: 10 })).toEqual({ chats: [], hasMore: false });
+
+      // A cursor is a position, not a chat: it still works once its chat is deleted.
+      const firstPage = await shared.store.listChats(ownerId, { limit: 2 });
+      const last = firstPage.chats.at(-1)!;
+      expect(await shared.store.deleteChat(last.chatId, ownerId)).toBe(true);
+      const after = await shared.store.listChats(ownerId, { limit: 2, cursor: { updatedAt: last.updatedAt, chatId: last.chatId } });
+      expect([after.chats.map((chat) => chat.chatId), after.hasMore]).toEqual([[ids[3], ids[0]], true]);
+    });
+
+    test('listChats: a new turn is activity, and moves its chat first', async () => {
+      const ownerId = owner();
+      const [older, newer] = [randomUUID(), randomUUID()];
+      const first = newTurn(older, ownerId, instance('a'));
+      await shared.store.beginTurn(first);
+      await shared.store.finishReply(first.reply.id, FINISHED);
+      await sleep(10);
+      await shared.store.beginTurn(newTurn(newer, ownerId, instance('a')));
+      expect((await shared.store.listChats(ownerId, { limit: 10 })).chats.map((chat) => chat.chatId)).toEqual([newer, older]);
+      await sleep(10);
+      await shared.store.beginTurn(newTurn(older, ownerId, instance('a')));
+      const { chats } = await shared.store.listChats(ownerId, { limit: 10 });
+      expect(chats.map((chat) => chat.chatId)).toEqual([older, newer]);
+      expect(chats[0]!.updatedAt.getTime()).toBeGreaterThan(chats[1]!.updatedAt.getTime());
+      expect(chats[0]!.createdAt.getTime()).toBeLessThan(chats[1]!.createdAt.getTime());
     });
   });
 
@@ -711,7 +736,9 @@ function storeConformance(engine: Engine): void {
         await opened.store.close();
         opened = await open(url);
         expect(await opened.store.getChat(chatId, ownerId)).toBeNull();
-        await opened.store.purgeDeletedChats();
+        // Nothing purges on this store but this call, so it reports exactly what was left.
+        const left = await messageRows(rows, ownerId, chatId);
+        expect(await opened.store.purgeDeletedChats()).toBe(left);
         expect(await messageRows(rows, ownerId, chatId)).toBe(0);
         expect(await count(rows, `SELECT CAST(COUNT(*) AS INTEGER) AS "n" FROM "ChatPurge"`)).toBe(0);
       } finally {
@@ -771,6 +798,45 @@ function storeConformance(engine: Engine): void {
       await [first, second][loser]!.store.beginTurn(retry);
       expect(await statusOf(shared.rows, retry.reply.id)).toBe('streaming');
       expect(await shared.store.getChat(chatId, ownerId)).toMatchObject({ messageCount: before + 4, lastReplyStatus: 'streaming' });
+    });
+
+    test('the chat summary follows its newest reply only: a late end or a sweep of an older reply leaves it', async () => {
+      const ownerId = owner();
+      const chatId = randomUUID();
+      const self = instance('a');
+      const left = newTurn(chatId, ownerId, self);
+      await shared.store.beginTurn(left);
+      const next = newTurn(chatId, ownerId, self);
+      await shared.store.beginTurn(next);
+      expect(await statusOf(shared.rows, left.reply.id)).toBe('interrupted');
+
+      // The older reply's end arrives late: it is recorded, the chat still streams its newest.
+      expect(await shared.store.finishReply(left.reply.id, FINISHED)).toBe(true);
+      expect(await statusOf(shared.rows, left.reply.id)).toBe('completed');
+      expect(await shared.store.getChat(chatId, ownerId)).toMatchObject({ messageCount: 4, lastReplyStatus: 'streaming' });
+      const [, other] = await shared.instances(2);
+      await expectAppError(other!.store.beginTurn(newTurn(chatId, ownerId, instance('b'))), 'generation_in_progress');
+
+      expect(await shared.store.finishReply(next.reply.id, { ...FINISHED, status: 'cancelled' })).toBe(true);
+      expect((await shared.store.getChat(chatId, ownerId))?.lastReplyStatus).toBe('cancelled');
+    });
+
+    test('a sweep of a reply that is not its chat\'s newest leaves the chat summary alone', async () => {
+      const database = await freshDatabase();
+      const ownerId = owner();
+      const chatId = randomUUID();
+      const first = newTurn(chatId, ownerId, 'A');
+      await database.store.beginTurn(first);
+      await database.store.finishReply(first.reply.id, FINISHED);
+      const second = newTurn(chatId, ownerId, 'A');
+      await database.store.beginTurn(second);
+      await database.store.finishReply(second.reply.id, FINISHED);
+      // An older reply left streaming by no instance (a row from before instances were recorded).
+      await database.rows.run(`UPDATE "Message" SET "status" = 'streaming', "instanceId" = NULL WHERE "id" = $1`, [first.reply.id]);
+
+      expect(await database.store.interruptAbandonedReplies({ instanceId: 'A', includeOwn: true })).toBe(1);
+      expect(await statusOf(database.rows, first.reply.id)).toBe('interrupted');
+      expect(await database.store.getChat(chatId, ownerId)).toMatchObject({ messageCount: 4, lastReplyStatus: 'completed' });
     });
 
     test('turns racing on different chats all go through', async () => {
@@ -941,6 +1007,10 @@ function storeConformance(engine: Engine): void {
 
       expect(byId(await keys.findKeysByPrefix(app.prefix))).toEqual(byId(inserted.slice(0, 2)));
       expect(await keys.findKeysByPrefix('lss_nothing')).toEqual([]);
+      // The prefix is matched whole: not as the start of another one, nor with `_` or `%` as wildcards.
+      expect(await keys.findKeysByPrefix(app.prefix.slice(0, -1))).toEqual([]);
+      expect(await keys.findKeysByPrefix(`${app.prefix.slice(0, -2)}_`)).toEqual([]);
+      expect(await keys.findKeysByPrefix('lss_%')).toEqual([]);
       expect(byId(await keys.listKeys())).toEqual(byId(inserted));
 
       const revoked = await keys.revokeKey(app.id);
