@@ -369,6 +369,23 @@ function storeConformance(engine: Engine): void {
       expect(await count(shared.rows, `SELECT CAST(COUNT(*) AS INTEGER) AS "n" FROM "Message"`)).toBe(rowsBefore);
     });
 
+    test('a turn that fails part-way (its reply id is taken) leaves nothing behind: no message, no count, no prompt', async () => {
+      const ownerId = owner();
+      const chatId = randomUUID();
+      const me = instance('a');
+      const first = newTurn(chatId, ownerId, me);
+      await shared.store.beginTurn(first);
+      await shared.store.finishReply(first.reply.id, FINISHED);
+      const before = await shared.store.getChat(chatId, ownerId);
+      // The last row of this turn collides with an existing id, so the whole turn must roll back.
+      const failing = newTurn(chatId, ownerId, me, { replyId: first.reply.id, messages: ['Never stored'], systemPrompt: 'Never set' });
+      const error = (await rejection(shared.store.beginTurn(failing))) as { message?: unknown };
+      expect(String(error.message)).toMatch(/UNIQUE constraint failed: Message\.id|Message_id_key|Unique constraint failed on the fields: \(`id`\)/);
+      expect(await messageRows(shared.rows, ownerId, chatId)).toBe(2);
+      expect(await shared.store.getChat(chatId, ownerId)).toEqual(before);
+      expect((await shared.store.loadRecent(chatId, ownerId, 10))!.systemPrompt).toBeNull();
+    });
+
     test('the prompt changes only when a turn sends one; the title is set once, a generated one replaces it, a user title stays', async () => {
       const ownerId = owner();
       const chatId = randomUUID();
