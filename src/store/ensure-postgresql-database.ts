@@ -1,8 +1,12 @@
 import { Client } from 'pg';
 
-/** PostgreSQL's codes for "no such database" and "that database already exists". */
+/** PostgreSQL's code for "no such database". */
 const INVALID_CATALOG_NAME = '3D000';
-const DUPLICATE_DATABASE = '42P04';
+/**
+ * "That database already exists": 42P04 when it existed before this CREATE DATABASE began, or a
+ * unique violation on the catalog (23505) when another session created it at the same moment.
+ */
+const ALREADY_EXISTS = new Set(['42P04', '23505']);
 
 /**
  * Creates the database `connectionString` names when the server says it does not exist, as
@@ -31,7 +35,7 @@ export async function ensurePostgresqlDatabase(connectionString: string, connect
     await admin.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
     return true;
   } catch (error) {
-    if ((error as { code?: unknown }).code === DUPLICATE_DATABASE) return false;
+    if (ALREADY_EXISTS.has((error as { code?: string }).code ?? '')) return false;
     throw error;
   } finally {
     await admin.end().catch(() => undefined);
