@@ -380,7 +380,7 @@ function storeConformance(engine: Engine): void {
       // The last row of this turn collides with an existing id, so the whole turn must roll back.
       const failing = newTurn(chatId, ownerId, me, { replyId: first.reply.id, messages: ['Never stored'], systemPrompt: 'Never set' });
       const error = (await rejection(shared.store.beginTurn(failing))) as { message?: unknown };
-      expect(String(error.message)).toMatch(/UNIQUE constraint failed: Message\.id|Message_id_key|Unique constraint failed on the fields: \(`id`\)/);
+      expect(String(error.message)).toMatch(/UNIQUE constraint failed: Message\.id|duplicate key value violates unique constraint "Message_id_key" \(SQLSTATE 23505\)/);
       expect(await messageRows(shared.rows, ownerId, chatId)).toBe(2);
       expect(await shared.store.getChat(chatId, ownerId)).toEqual(before);
       expect((await shared.store.loadRecent(chatId, ownerId, 10))!.systemPrompt).toBeNull();

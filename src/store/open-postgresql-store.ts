@@ -1,9 +1,8 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { Client, type PoolConfig } from 'pg';
+import { Client, Pool } from 'pg';
 import { ConfigError } from '../config/config-error';
 import { DeletedChatPurge } from './deleted-chat-purge';
 import { ensurePostgresqlDatabase } from './ensure-postgresql-database';
-import { PrismaClient } from './generated/postgresql/client';
 import { migratePostgresql, pendingPostgresqlMigrations } from './migrate-postgresql';
 import type { OpenedStore } from './open-store';
 import { PostgresqlChatStore } from './postgresql-chat-store';
@@ -41,19 +40,32 @@ export async function openPostgresqlStore(options: OpenPostgresqlStoreOptions): 
     options.migrate === false
       ? await refusePending(connectionString, migrationsDir)
       : await migratePostgresql({ connectionString, migrationsDir });
-  const pool: PoolConfig = {
-    connectionString,
+  const pool = new Pool({
+    connectionString: inUtc(connectionString),
     max: options.poolSize,
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     ...(options.statementTimeoutMs > 0 ? { statement_timeout: options.statementTimeoutMs } : {}),
-  };
-  const sql = new PostgresqlSql(new PrismaClient({ adapter: new PrismaPg(pool) }));
+  });
+  const sql = new PostgresqlSql(await new PrismaPg(pool, { disposeExternalPool: true }).connect());
   return {
     store: new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) }),
     keys: new PostgresqlKeyStore(sql),
     appliedMigrations,
     describe: { engine: 'postgresql', database, ...(created ? { created } : {}) },
   };
+}
+
+/**
+ * The URL with the session time zone set to UTC, after whatever `options` it already has. The
+ * driver adapter sends a Date as zoneless text and reads timestamptz back with its offset dropped,
+ * which is right only in a UTC session: in a server or role whose default zone is another one,
+ * every stored time would be off by that zone's offset (seen with Pacific/Auckland: 13 hours).
+ * Set in the start-up packet, it costs no round trip.
+ */
+function inUtc(connectionString: string): string {
+  const url = new URL(connectionString);
+  url.searchParams.set('options', [url.searchParams.get('options'), '-c TimeZone=UTC'].filter(Boolean).join(' '));
+  return url.href;
 }
 
 /** `postgres://user:secret@db.internal:6432/chat?sslmode=require` → `db.internal:6432/chat`. */
