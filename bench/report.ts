@@ -1,15 +1,27 @@
+import { renderEngines } from './engines-report';
 import type { Machine } from './machine';
+import { isoSeconds, ms, table } from './markdown';
+import type { PostgresqlSettings } from './postgresql-server';
 import type { ScenarioOutcome } from './run-scenario';
 import { RAISED_LIMITS_TOML } from './service-process';
-import type { Quantiles, TargetSummary } from './stats';
+import { CPU_HEADER, cpuRows, errorsCell, PER_TARGET_HEADER, perTargetRows } from './report-tables';
 import { addedGapP99, addedTtft, checkTargets, stretchP99 } from './targets';
+
+/** The figures of one engine's service: its scenarios and its RSS at start (KiB, before any request). */
+export interface EngineRun {
+  engine: 'SQLite' | 'PostgreSQL';
+  outcomes: ScenarioOutcome[];
+  serviceRssAtStartKiB: number | null;
+}
 
 export interface ReportInput {
   date: Date;
   machine: Machine;
-  outcomes: ScenarioOutcome[];
-  /** Service RSS right after start, before any request (KiB). */
-  serviceRssAtStartKiB: number | null;
+  /** Every section but "Engines" shows the SQLite run, which has every scenario. */
+  sqlite: EngineRun;
+  /** Absent when BENCH_DATABASE_URL was not set. */
+  postgresql?: EngineRun;
+  postgresqlSettings?: PostgresqlSettings;
   runSeconds: number;
   /** CPU-seconds used by other processes on the machine during the run; null when unknown. */
   otherCpuSeconds: number | null;
@@ -17,67 +29,7 @@ export interface ReportInput {
   analysis: string | undefined;
 }
 
-/** ms with a precision that suits the size. */
-function ms(value: number | undefined): string {
-  if (value === undefined || Number.isNaN(value)) return 'n/a';
-  const abs = Math.abs(value);
-  return abs < 10 ? value.toFixed(2) : abs < 100 ? value.toFixed(1) : value.toFixed(0);
-}
-
-const pair = (q: Quantiles | null): string => (q ? `${ms(q.p50)} / ${ms(q.p99)}` : 'n/a');
-const percent = (share: number | null): string => (share === null ? 'n/a' : `${(share * 100).toFixed(1)} %`);
 const mib = (kib: number | null | undefined): string => (kib == null ? 'n/a' : `${(kib / 1024).toFixed(1)} MiB`);
-const seconds = (msTotal: number | null): string => (msTotal === null ? 'n/a' : (msTotal / 1000).toFixed(2));
-
-function table(header: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
-  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
-}
-
-function errorsCell(summary: TargetSummary): string {
-  if (summary.errors === 0) return '0';
-  const kinds = Object.entries(summary.errorKinds).map(([kind, count]) => `${kind} ${count}`);
-  return `${summary.errors} (${kinds.join(', ')})`;
-}
-
-function perTargetRows(outcome: ScenarioOutcome): string[][] {
-  return (['direct', 'service'] as const).map((target) => {
-    const s = outcome[target];
-    return [
-      outcome.scenario.name,
-      target,
-      String(s.streams),
-      pair(s.ttft),
-      pair(s.gap),
-      percent(s.bunching),
-      pair(s.duration),
-      `${s.deltasReceived} / ${s.deltasSent}`,
-      errorsCell(s),
-    ];
-  });
-}
-
-function cpuRows(outcome: ScenarioOutcome): string[][] {
-  return (['direct', 'service'] as const).map((target) => {
-    const rounds = outcome.rounds.filter((round) => round.target === target && !round.warmup);
-    const sum = (pick: (round: (typeof rounds)[number]) => number | null): number | null =>
-      rounds.some((round) => pick(round) === null) ? null : rounds.reduce((total, round) => total + (pick(round) ?? 0), 0);
-    const serviceCpu = sum((round) => round.cpuMs.service);
-    const deltas = outcome[target].deltasReceived;
-    const perDelta = target === 'service' && serviceCpu !== null && deltas > 0 ? ((serviceCpu * 1000) / deltas).toFixed(1) : '–';
-    return [
-      outcome.scenario.name,
-      target,
-      seconds(sum((round) => round.wallMs)),
-      seconds(serviceCpu),
-      seconds(sum((round) => round.cpuMs.serviceSystem)),
-      seconds(sum((round) => round.cpuMs.upstream)),
-      seconds(sum((round) => round.cpuMs.load)),
-      perDelta,
-      ms(Math.max(...rounds.map((round) => round.loadLoopDelayP99Ms))),
-    ];
-  });
-}
 
 function otherLoadNote(input: ReportInput): string {
   if (input.otherCpuSeconds === null) return 'Other load on the machine during the run: unknown.';
@@ -86,8 +38,17 @@ function otherLoadNote(input: ReportInput): string {
   return `Other processes used ${input.otherCpuSeconds.toFixed(0)} CPU-s during the run (${share.toFixed(0)} % of one core on average): ${verdict}.`;
 }
 
+function postgresqlRow(settings: PostgresqlSettings | undefined): string {
+  if (!settings) return 'not measured (BENCH_DATABASE_URL not set)';
+  return (
+    `${settings.version}; synchronous_commit = ${settings.synchronousCommit}, fsync = ${settings.fsync} ` +
+    '(read with SHOW; a server shared with other users of the machine, its settings left as they are)'
+  );
+}
+
 export function renderReport(input: ReportInput): string {
-  const { machine, outcomes } = input;
+  const { machine } = input;
+  const { outcomes } = input.sqlite;
   const latency = outcomes.filter((outcome) => outcome.scenario.kind === 'latency');
   const throughput = outcomes.find((outcome) => outcome.throughput);
   const memory = outcomes.find((outcome) => outcome.rss);
@@ -97,22 +58,25 @@ export function renderReport(input: ReportInput): string {
   const parts: string[] = [
     '# Benchmark results',
     '',
-    `Generated by \`npm run bench\` on ${input.date.toISOString().replace(/\.\d+Z$/, 'Z')}; the run took ${input.runSeconds.toFixed(0)} s after the build. Issue 6 describes the benchmark and its targets.`,
+    `Generated by \`npm run bench\` on ${isoSeconds(input.date)}; the run took ${input.runSeconds.toFixed(0)} s after the build. Issue 6 describes the benchmark and its targets.`,
     '',
     table(['machine', ''], [
       ['CPU', `${machine.cpu}, ${machine.cores} cores`],
       ['memory', `${machine.memoryGiB} GiB`],
       ['OS', machine.os],
       ['Node.js', machine.node],
+      ['PostgreSQL', postgresqlRow(input.postgresqlSettings)],
     ]),
     '',
     '## Method',
     '',
     'Three processes on this machine: a paced fake Azure OpenAI upstream (the tests\' wire-faithful fake, `bench/paced-upstream.ts`), ' +
-      'the service\'s production build (`node dist/main.js`, `NODE_ENV=production`, a fresh SQLite file, logs to a file) and a load generator ' +
+      'the service\'s production build (`node dist/main.js`, `NODE_ENV=production`, a fresh SQLite file or PostgreSQL database, logs to a file) and a load generator ' +
       '(`node:http` with keep-alive, `bench/load.ts`) that records the arrival time of every socket chunk and the deltas it carries. ' +
       'Each scenario measures the upstream directly (the floor) and `POST /api/chat` (a new chat per stream), in alternating rounds after a warm-up round of each; ' +
       'times run from the request being sent (on a keep-alive socket opened before the round), and deltas arriving in the same chunk count as gaps of 0 ms (bunching).',
+    '',
+    'The sections up to "CPU during the measured rounds" show the service on SQLite; "Engines" sets it beside the same service on PostgreSQL.',
     '',
     otherLoadNote(input),
     '',
@@ -124,10 +88,7 @@ export function renderReport(input: ReportInput): string {
     '',
     '## Per target (ms: p50 / p99)',
     '',
-    table(
-      ['scenario', 'target', 'streams', 'TTFT', 'inter-delta gap', 'gaps < 1 ms', 'stream duration', 'deltas received / sent', 'errors'],
-      latency.flatMap(perTargetRows),
-    ),
+    table(PER_TARGET_HEADER, latency.flatMap(perTargetRows)),
     '',
     '## Service against the floor',
     '',
@@ -157,7 +118,7 @@ export function renderReport(input: ReportInput): string {
       ['service errors / direct errors in that scenario', `${errorsCell(throughput.service)} / ${errorsCell(throughput.direct)}`],
     );
   }
-  rows.push(['service RSS after start, before any request', mib(input.serviceRssAtStartKiB)]);
+  rows.push(['service RSS after start, before any request', mib(input.sqlite.serviceRssAtStartKiB)]);
   if (memory?.rss) {
     const r = memory.rss;
     rows.push(
@@ -174,10 +135,9 @@ export function renderReport(input: ReportInput): string {
     'CPU time (s) each process used during the measured rounds of each target, from `/proc/<pid>/stat` (10 ms resolution). ' +
       'The load generator\'s event-loop delay p99 shows whether it kept up.',
     '',
-    table(
-      ['scenario', 'target', 'wall s', 'service CPU s', 'of which in the kernel', 'upstream CPU s', 'load generator CPU s', 'service CPU µs per delta', 'load generator loop delay p99 ms'],
-      outcomes.flatMap(cpuRows),
-    ),
+    table(CPU_HEADER, outcomes.flatMap(cpuRows)),
+    '',
+    renderEngines(input),
     '',
   );
   if (input.analysis) parts.push(input.analysis.trim(), '');

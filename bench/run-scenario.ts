@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { countPersistedReplies } from './persisted-turns';
 import { readCpuMs, readRssKiB, sampleRssPeak } from './proc-stats';
+import { cpuBetween, type DatabaseBackends } from './postgresql-server';
 import { nextMessage } from './processes';
 import { scriptText, type FromLoad, type FromUpstream, type RoundResult, type RoundSpec, type TargetKind, type TargetSpec, type ToLoad, type ToUpstream } from './protocol';
 import type { Scenario } from './scenarios';
@@ -12,6 +13,8 @@ export interface Harness {
   load: ChildProcess;
   service: ServiceProcess;
   targets: Record<TargetKind, TargetSpec>;
+  /** PostgreSQL: the server processes of the service's database, whose CPU is the service's database work. */
+  databaseBackends?: DatabaseBackends;
 }
 
 /** One round as the report shows it (the streams themselves are kept only in the raw JSON). */
@@ -20,9 +23,11 @@ export interface RoundLog {
   warmup: boolean;
   streams: number;
   wallMs: number;
-  /** CPU used during the round by each process, in ms. */
-  /** serviceSystem: the service's CPU time in the kernel. */
-  cpuMs: { service: number | null; serviceSystem: number | null; upstream: number | null; load: number };
+  /**
+   * CPU used during the round by each process, in ms. serviceSystem: the service's CPU time in the
+   * kernel; database: the PostgreSQL backends of its database (null on SQLite, which runs in the service).
+   */
+  cpuMs: { service: number | null; serviceSystem: number | null; upstream: number | null; load: number; database: number | null };
   loadLoopDelayP99Ms: number;
   /** Service rounds: its RSS just before the round and the highest seen during it, in KiB. */
   serviceRssKiB?: { idle: number | null; peak: number | null };
@@ -74,7 +79,7 @@ async function measuredRound(harness: Harness, scenario: Scenario, target: Targe
   };
   await primeSockets(harness, spec);
   const cpu = (pid: number | undefined) => (pid === undefined ? null : readCpuMs(pid));
-  const before = { service: cpu(service.pid), upstream: cpu(upstream.pid) };
+  const before = { service: cpu(service.pid), upstream: cpu(upstream.pid), database: await harness.databaseBackends?.cpuMs() };
   const idle = target === 'service' ? readRssKiB(service.pid) : null;
   const sampler = target === 'service' ? sampleRssPeak(service.pid) : undefined;
   const result = await runRound(harness, spec);
@@ -82,7 +87,7 @@ async function measuredRound(harness: Harness, scenario: Scenario, target: Targe
   if (service.child.exitCode !== null || service.child.signalCode !== null) {
     throw new Error(`the service exited during a ${scenario.name} round (code ${service.child.exitCode}, signal ${service.child.signalCode})`);
   }
-  const after = { service: cpu(service.pid), upstream: cpu(upstream.pid) };
+  const after = { service: cpu(service.pid), upstream: cpu(upstream.pid), database: await harness.databaseBackends?.cpuMs() };
   const diff = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : b - a);
   const log: RoundLog = {
     target,
@@ -94,6 +99,7 @@ async function measuredRound(harness: Harness, scenario: Scenario, target: Targe
       serviceSystem: diff(before.service?.system, after.service?.system),
       upstream: diff(before.upstream?.total, after.upstream?.total),
       load: result.loadCpuMs,
+      database: before.database && after.database ? cpuBetween(before.database, after.database) : null,
     },
     loadLoopDelayP99Ms: result.loadLoopDelayP99Ms,
     ...(target === 'service' ? { serviceRssKiB: { idle, peak } } : {}),
@@ -131,17 +137,17 @@ export async function runScenario(harness: Harness, scenario: Scenario, progress
     rounds,
     raw,
   };
-  if (scenario.kind === 'throughput') outcome.throughput = throughputOf(harness, scenario, of('direct'), of('service'));
+  if (scenario.kind === 'throughput') outcome.throughput = await throughputOf(harness, scenario, of('direct'), of('service'));
   if (scenario.measureRss) outcome.rss = rssPerStream(scenario, rounds);
   return outcome;
 }
 
-function throughputOf(harness: Harness, scenario: Scenario, direct: RoundResult[], service: RoundResult[]): ScenarioOutcome['throughput'] {
+async function throughputOf(harness: Harness, scenario: Scenario, direct: RoundResult[], service: RoundResult[]): Promise<ScenarioOutcome['throughput']> {
   const seconds = (rounds: RoundResult[]) => rounds.reduce((sum, round) => sum + round.wallMs, 0) / 1000;
   const clean = (rounds: RoundResult[]) => rounds.flatMap((round) => round.streams).filter((stream) => stream.errors.length === 0);
   const completed = clean(service);
-  const persisted = countPersistedReplies(
-    harness.service.databasePath,
+  const persisted = await countPersistedReplies(
+    harness.service.databaseUrl,
     completed.map((stream) => stream.chatId!),
     scriptText(scenario.script),
   );

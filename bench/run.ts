@@ -2,26 +2,41 @@
  * `npm run bench` (after the build): the benchmark of issue 6 in one go.
  *
  * Starts the paced upstream, the service and the load generator as separate processes, runs
- * every scenario against the upstream directly and through the service, then writes
+ * every scenario against the upstream directly and through the service (on SQLite, then on
+ * PostgreSQL when BENCH_DATABASE_URL names a server), then writes
  * bench/results.md (also printed; bench/analysis.md, the profile findings, is appended to it)
  * and the raw records to bench/tmp/last-run.json.
- * Every child process and the run's temp folder are removed on exit, failure or Ctrl-C.
+ * Every child process, the run's temp folder and its PostgreSQL database are removed on exit,
+ * failure or Ctrl-C.
  *
  * BENCH_CPU_PROF=1 npm run bench: the service also writes a CPU profile to bench/tmp/profiles/.
  * BENCH_NODE_FLAGS='--max-semi-space-size=4' npm run bench: starts the service with these Node
  * flags (e.g. to see what garbage-collector settings do to memory per stream).
  * BENCH_SCENARIOS='c=1,c=500' npm run bench: only those scenarios (e.g. to profile one); the
  * partial report goes to bench/tmp/results.md so that bench/results.md always holds a full run.
+ * BENCH_DATABASE_URL=postgres://user@host:5432/postgres npm run bench: the service is measured on
+ * PostgreSQL too (POSTGRESQL_SCENARIOS), on a database the run creates on that server and drops
+ * after; the report compares both engines.
  */
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describeMachine } from './machine';
+import {
+  createBenchDatabase,
+  DatabaseBackends,
+  databaseName,
+  dropAllBenchDatabases,
+  dropAllBenchDatabasesNow,
+  dropBenchDatabase,
+  readPostgresqlSettings,
+} from './postgresql-server';
 import { forkTs, killAllNow, nextMessage, stopAll, stopChild } from './processes';
 import { readCpuMs, readMachineBusyMs, readRssKiB } from './proc-stats';
 import type { FromLoad, FromUpstream, TargetKind, TargetSpec } from './protocol';
-import { renderReport } from './report';
+import { renderReport, type EngineRun } from './report';
 import { runScenario, type ScenarioOutcome } from './run-scenario';
-import { SCENARIOS } from './scenarios';
+import { POSTGRESQL_SCENARIOS, SCENARIOS, type Scenario } from './scenarios';
 import { logTail, startService, type ServiceProcess } from './service-process';
 
 /** The whole run must stay under five minutes with the build; past this, it stops itself. */
@@ -39,59 +54,103 @@ function progress(line: string): void {
   process.stderr.write(`${line}\n`);
 }
 
+interface Bench {
+  upstream: ChildProcess;
+  load: ChildProcess;
+  fake: Extract<FromUpstream, { type: 'ready' }>;
+  runDir: string;
+}
+
+/** CPU ms of the services already stopped and of their database backends: this run's, not other load. */
+let stoppedServicesCpuMs = 0;
+
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const machineBusyAtStart = readMachineBusyMs();
   mkdirSync(TMP_DIR, { recursive: true });
   runDir = mkdtempSync(path.join(TMP_DIR, 'run-'));
+  const serverUrl = process.env.BENCH_DATABASE_URL || undefined;
+  const postgresqlSettings = serverUrl ? await readPostgresqlSettings(serverUrl) : undefined;
 
-  progress('bench: starting the paced upstream, the service and the load generator');
+  progress('bench: starting the paced upstream and the load generator');
   const upstream = forkTs('paced-upstream.ts');
   const fake = await nextMessage(upstream, isUpstreamReady, 30_000, 'paced upstream start');
-  service = await startService(runDir, fake);
   const load = forkTs('load.ts');
   await nextMessage(load, isLoadReady, 30_000, 'load generator start');
-
-  const targets: Record<TargetKind, TargetSpec> = {
-    direct: {
-      kind: 'direct',
-      port: Number(new URL(fake.url).port),
-      path: `/openai/deployments/${encodeURIComponent(fake.deployment)}/chat/completions?api-version=${API_VERSION}`,
-      headers: { 'api-key': fake.apiKey },
-    },
-    service: { kind: 'service', port: service.port, path: '/api/chat', headers: { authorization: `Bearer ${service.apiKey}` } },
-  };
-  const serviceRssAtStartKiB = readRssKiB(service.pid);
+  const bench: Bench = { upstream, load, fake, runDir };
 
   const only = process.env.BENCH_SCENARIOS?.split(',').map((name) => name.trim());
   const scenarios = only ? SCENARIOS.filter((scenario) => only.includes(scenario.name)) : SCENARIOS;
   if (scenarios.length === 0) throw new Error(`BENCH_SCENARIOS names none of: ${SCENARIOS.map((s) => s.name).join(', ')}`);
-  const outcomes: ScenarioOutcome[] = [];
-  for (const scenario of scenarios) {
-    progress(`bench: ${scenario.name}: ${scenario.description}`);
-    outcomes.push(await runScenario({ upstream, load, service, targets }, scenario, progress));
+  const sqlite = await measureEngine(bench, 'SQLite', scenarios);
+  let postgresql: EngineRun | undefined;
+  if (serverUrl) {
+    const onPostgresql = scenarios.filter((scenario) => POSTGRESQL_SCENARIOS.includes(scenario.name));
+    const databaseUrl = await createBenchDatabase(serverUrl, 'run');
+    postgresql = await measureEngine(bench, 'PostgreSQL', onPostgresql, { serverUrl, databaseUrl });
+    await dropBenchDatabase(databaseUrl);
+  } else {
+    progress('bench: BENCH_DATABASE_URL is not set: PostgreSQL is not measured');
   }
 
   const date = new Date();
   const runSeconds = (Date.now() - startedAt) / 1000;
-  const otherCpuSeconds = cpuOfOthers(machineBusyAtStart, [upstream.pid, service.pid, load.pid]);
+  const otherCpuSeconds = cpuOfOthers(machineBusyAtStart, [upstream.pid, load.pid]);
   const analysisPath = path.join(__dirname, 'analysis.md');
   const analysis = existsSync(analysisPath) ? readFileSync(analysisPath, 'utf8') : undefined;
-  const markdown = renderReport({ date, machine: describeMachine(), outcomes, serviceRssAtStartKiB, runSeconds, otherCpuSeconds, analysis });
+  const markdown = renderReport({ date, machine: describeMachine(), sqlite, postgresql, postgresqlSettings, runSeconds, otherCpuSeconds, analysis });
   const resultsPath = only ? path.join(TMP_DIR, 'results.md') : path.join(__dirname, 'results.md');
   writeFileSync(resultsPath, markdown);
   // The raw records of the last run (measured rounds), for a second look at any figure.
+  const raw = (run: EngineRun | undefined) =>
+    run && { serviceRssAtStartKiB: run.serviceRssAtStartKiB, scenarios: run.outcomes.map(({ raw, ...figures }) => ({ ...figures, rawRounds: raw })) };
   writeFileSync(
     path.join(TMP_DIR, 'last-run.json'),
-    JSON.stringify({
-      date: date.toISOString(),
-      machine: describeMachine(),
-      serviceRssAtStartKiB,
-      scenarios: outcomes.map(({ raw, ...figures }) => ({ ...figures, rawRounds: raw })),
-    }),
+    JSON.stringify({ date: date.toISOString(), machine: describeMachine(), postgresqlSettings, sqlite: raw(sqlite), postgresql: raw(postgresql) }),
   );
   process.stdout.write(`${markdown}\n`);
   progress(`bench: wrote ${path.relative(process.cwd(), resultsPath)} and bench/tmp/last-run.json in ${runSeconds.toFixed(0)} s`);
+}
+
+/**
+ * Starts the service on `engine` (a fresh SQLite file, or `postgresql.databaseUrl`), runs
+ * `scenarios` against it and the upstream, then stops it.
+ */
+async function measureEngine(
+  bench: Bench,
+  engine: EngineRun['engine'],
+  scenarios: Scenario[],
+  postgresql?: { serverUrl: string; databaseUrl: string },
+): Promise<EngineRun> {
+  const { upstream, load, fake } = bench;
+  progress(`bench: ${engine}: starting the service`);
+  service = await startService(bench.runDir, fake, { name: engine.toLowerCase(), databaseUrl: postgresql?.databaseUrl });
+  const databaseBackends = postgresql && (await DatabaseBackends.open(postgresql.serverUrl, databaseName(postgresql.databaseUrl)));
+  try {
+    const targets: Record<TargetKind, TargetSpec> = {
+      direct: {
+        kind: 'direct',
+        port: Number(new URL(fake.url).port),
+        path: `/openai/deployments/${encodeURIComponent(fake.deployment)}/chat/completions?api-version=${API_VERSION}`,
+        headers: { 'api-key': fake.apiKey },
+      },
+      service: { kind: 'service', port: service.port, path: '/api/chat', headers: { authorization: `Bearer ${service.apiKey}` } },
+    };
+    const serviceRssAtStartKiB = readRssKiB(service.pid);
+    const outcomes: ScenarioOutcome[] = [];
+    for (const scenario of scenarios) {
+      progress(`bench: ${engine}: ${scenario.name}: ${scenario.description}`);
+      outcomes.push(await runScenario({ upstream, load, service, targets, databaseBackends }, scenario, progress));
+    }
+    // Read before the stop: a process that has exited has no CPU figure left to read.
+    const backendsCpuMs = [...((await databaseBackends?.cpuMs())?.values() ?? [])].reduce((sum, ms) => sum + ms, 0);
+    stoppedServicesCpuMs += (readCpuMs(service.pid)?.total ?? 0) + backendsCpuMs;
+    return { engine, outcomes, serviceRssAtStartKiB };
+  } finally {
+    await databaseBackends?.close();
+    // Its graceful exit is what writes a CPU profile (BENCH_CPU_PROF).
+    await stopChild(service.child, process.env.BENCH_CPU_PROF ? 60_000 : 5000);
+  }
 }
 
 /**
@@ -102,7 +161,7 @@ function cpuOfOthers(busyAtStart: number | null, pids: Array<number | undefined>
   const busyNow = readMachineBusyMs();
   if (busyAtStart === null || busyNow === null) return null;
   const own = process.cpuUsage();
-  let ours = (own.user + own.system) / 1000;
+  let ours = (own.user + own.system) / 1000 + stoppedServicesCpuMs;
   for (const pid of pids) ours += (pid === undefined ? null : readCpuMs(pid)?.total) ?? 0;
   return Math.max(0, busyNow - busyAtStart - ours) / 1000;
 }
@@ -116,6 +175,7 @@ function cleanUp(): Promise<void> {
     // The service first, on its own: its graceful exit is what writes a CPU profile (BENCH_CPU_PROF).
     if (service) await stopChild(service.child, process.env.BENCH_CPU_PROF ? 60_000 : 5000);
     await stopAll(5000);
+    await dropAllBenchDatabases();
     if (runDir) rmSync(runDir, { recursive: true, force: true });
   })();
   return cleaning;
@@ -136,6 +196,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]
 // Whatever path leads out, no child survives and no temp folder stays.
 process.on('exit', () => {
   killAllNow();
+  dropAllBenchDatabasesNow();
   if (runDir) rmSync(runDir, { recursive: true, force: true });
 });
 

@@ -75,3 +75,10 @@ export const SCENARIOS: Scenario[] = [
     measureRss: false,
   },
 ];
+
+/**
+ * What the run also measures on PostgreSQL (BENCH_DATABASE_URL): the database's share of a turn
+ * shows in the added time to first token at c=1 and in persisted turns/s; the bursts mostly
+ * measure streaming, which does not touch the database, so they are left to SQLite's run.
+ */
+export const POSTGRESQL_SCENARIOS = ['c=1', 'c=50 turns'];

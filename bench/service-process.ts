@@ -16,8 +16,22 @@ export interface ServiceProcess {
   pid: number;
   port: number;
   apiKey: string;
-  databasePath: string;
+  /** The DATABASE_URL the service runs on: `file:<path>` (SQLite) or a postgres:// URL. */
+  databaseUrl: string;
   logPath: string;
+}
+
+export interface ServiceOptions {
+  /** A PostgreSQL database to run on; by default a fresh SQLite file in the run's folder. */
+  databaseUrl?: string;
+  /** Names the service's files in `runDir`, so that several services of one run keep their own. */
+  name?: string;
+  /** More environment variables for the service (e.g. NODE_OPTIONS for a bench hook). */
+  environment?: NodeJS.ProcessEnv;
+  /** Settings appended to the raised limits of the config file (TOML). */
+  extraToml?: string;
+  /** Wait for the first start's API key on stderr (a fresh database; the default); false when the database has its key already. */
+  expectFirstKey?: boolean;
 }
 
 /** Settings of the service that must not leak in from the shell running the benchmark. */
@@ -25,19 +39,25 @@ const SERVICE_VARIABLES = /^(AZURE_|OPENAI_)|^(NODE_ENV|NODE_OPTIONS|PORT|HOST|D
 
 /**
  * Starts the production build (`node dist/main.js`) against the paced upstream, with a fresh
- * SQLite file in `runDir`, and waits for its first-start API key (on stderr) and its port (in the log).
+ * SQLite file in `runDir` or the database `options.databaseUrl` names, and waits for its
+ * first-start API key (on stderr, unless `expectFirstKey` is false) and its port (in the log).
  *
  * Its working directory is `runDir`, so a developer's `.env` is not read. Its stdout (pino JSON)
  * goes to a file: a pipe the orchestrator is slow to drain could block the service's logging.
  */
-export async function startService(runDir: string, upstream: { url: string; apiKey: string; deployment: string }): Promise<ServiceProcess> {
+export async function startService(
+  runDir: string,
+  upstream: { url: string; apiKey: string; deployment: string },
+  options: ServiceOptions = {},
+): Promise<ServiceProcess> {
   const mainPath = path.join(PROJECT_ROOT, 'dist', 'main.js');
   if (!existsSync(mainPath)) throw new Error(`${mainPath} is missing: run "npm run bench", which builds first`);
-  const configPath = path.join(runDir, 'bench-config.toml');
-  writeFileSync(configPath, RAISED_LIMITS_TOML);
-  const databasePath = path.join(runDir, 'bench.db');
-  const logPath = path.join(runDir, 'service.log');
-  const errPath = path.join(runDir, 'service.err');
+  const serviceName = options.name ?? 'service';
+  const configPath = path.join(runDir, `${serviceName}-config.toml`);
+  writeFileSync(configPath, RAISED_LIMITS_TOML + (options.extraToml ?? ''));
+  const databaseUrl = options.databaseUrl ?? `file:${path.join(runDir, `${serviceName}.db`)}`;
+  const logPath = path.join(runDir, `${serviceName}.log`);
+  const errPath = path.join(runDir, `${serviceName}.err`);
 
   const environment: NodeJS.ProcessEnv = {};
   for (const [name, value] of Object.entries(process.env)) if (!SERVICE_VARIABLES.test(name)) environment[name] = value;
@@ -45,11 +65,12 @@ export async function startService(runDir: string, upstream: { url: string; apiK
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     PORT: '0', // the service logs the port it got
-    DATABASE_URL: `file:${databasePath}`,
+    DATABASE_URL: databaseUrl,
     CONFIG_PATH: configPath,
     AZURE_OPENAI_API_KEY: upstream.apiKey,
     AZURE_OPENAI_ENDPOINT: upstream.url,
     AZURE_OPENAI_DEPLOYMENT_NAME: upstream.deployment,
+    ...options.environment,
   });
 
   const out = openSync(logPath, 'w');
@@ -67,19 +88,21 @@ export async function startService(runDir: string, upstream: { url: string; apiK
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`the service exited at start: ${readFileSync(errPath, 'utf8').trim() || '(no stderr)'}`);
     }
-    const started = readStartLines(logPath, errPath);
-    if (started) return { child, pid: child.pid!, ...started, databasePath, logPath };
+    const started = readStartLines(logPath, errPath, options.expectFirstKey ?? true);
+    if (started) return { child, pid: child.pid!, ...started, databaseUrl, logPath };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  throw new Error('the service did not print its API key and log "listening" within 30 s');
+  const waitedFor = options.expectFirstKey === false ? 'log "listening"' : 'print its API key and log "listening"';
+  throw new Error(`the service (${serviceName}) did not ${waitedFor} within 30 s`);
 }
 
 /**
- * The API key the first start prints on stderr (never in the log) and the port of the "listening"
- * log line, once both are written.
+ * The API key the first start prints on stderr (never in the log; '' when none is expected) and
+ * the port of the "listening" log line, once both are written.
  */
-function readStartLines(logPath: string, errPath: string): { apiKey: string; port: number } | undefined {
-  const apiKey = /^First start: created the API key "default": (lss_[A-Za-z0-9_-]+) \./m.exec(readFileSync(errPath, 'utf8'))?.[1];
+function readStartLines(logPath: string, errPath: string, expectFirstKey: boolean): { apiKey: string; port: number } | undefined {
+  // A database seeded with its key prints none: the caller knows it.
+  const apiKey = expectFirstKey ? /^First start: created the API key "default": (lss_[A-Za-z0-9_-]+) \./m.exec(readFileSync(errPath, 'utf8'))?.[1] : '';
   let port: number | undefined;
   for (const line of readFileSync(logPath, 'utf8').split('\n')) {
     if (!line.startsWith('{')) continue;
@@ -91,7 +114,7 @@ function readStartLines(logPath: string, errPath: string): { apiKey: string; por
     }
     if (entry.msg === 'listening' && typeof entry.port === 'number') port = entry.port;
   }
-  return apiKey && port ? { apiKey, port } : undefined;
+  return apiKey !== undefined && port ? { apiKey, port } : undefined;
 }
 
 /** The last lines of the service's log, to show when the run fails. */

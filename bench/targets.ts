@@ -68,3 +68,50 @@ export function checkTargets(outcomes: ScenarioOutcome[]): TargetCheck[] {
   }
   return checks;
 }
+
+/** The throughput scenario's outcome ("c=50 turns"), if the run had it. */
+export function turnsScenario(outcomes: ScenarioOutcome[]): ScenarioOutcome | undefined {
+  return outcomes.find((outcome) => outcome.throughput);
+}
+
+/**
+ * CPU µs per persisted turn in the turns scenario, over its measured service rounds: of the
+ * service's process, or of its database's PostgreSQL backends (NaN on SQLite, whose work is in
+ * the service's process).
+ */
+export function cpuPerTurnUs(outcome: ScenarioOutcome, process: 'service' | 'database'): number {
+  const rounds = outcome.rounds.filter((round) => round.target === 'service' && !round.warmup);
+  const cpu = rounds.map((round) => round.cpuMs[process]);
+  const turns = outcome.throughput?.servicePersistedTurns ?? 0;
+  if (turns === 0 || cpu.some((ms) => ms === null)) return Number.NaN;
+  return (cpu.reduce<number>((sum, ms) => sum + ms!, 0) * 1000) / turns;
+}
+
+/** The targets that compare the service on PostgreSQL with the same service on SQLite, in one run. */
+export function checkEngineTargets(sqlite: ScenarioOutcome[], postgresql: ScenarioOutcome[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const turns = { sqlite: turnsScenario(sqlite)?.throughput, postgresql: turnsScenario(postgresql)?.throughput };
+  if (turns.sqlite && turns.postgresql) {
+    const half = turns.sqlite.serviceTurnsPerSecond / 2;
+    const measured = turns.postgresql.serviceTurnsPerSecond;
+    checks.push({
+      target: 'PostgreSQL persisted turns/s ≥ ½ SQLite\'s',
+      limit: `≥ ${half.toFixed(0)}`,
+      measured: `${measured.toFixed(0)} (${((measured / turns.sqlite.serviceTurnsPerSecond) * 100).toFixed(0)} % of SQLite's)`,
+      pass: measured >= half,
+    });
+  }
+  const c1 = { sqlite: scenario(sqlite, 'c=1'), postgresql: scenario(postgresql, 'c=1') };
+  if (c1.sqlite && c1.postgresql) {
+    const onSqlite = addedTtft(c1.sqlite, 'p50');
+    const measured = addedTtft(c1.postgresql, 'p50');
+    const difference = measured - onSqlite;
+    checks.push({
+      target: 'c=1 added TTFT p50 on PostgreSQL within 1 ms of SQLite\'s',
+      limit: `≤ ${ms(onSqlite + 1)} (SQLite's ${ms(onSqlite)} + 1 ms)`,
+      measured: `${ms(measured)} (${difference >= 0 ? '+' : '−'}${Math.abs(difference).toFixed(2)} ms)`,
+      pass: measured <= onSqlite + 1,
+    });
+  }
+  return checks;
+}

@@ -13,7 +13,6 @@ import type { FinishedReply, NewTurn } from '../../src/chat/ports';
 import { ConfigError } from '../../src/config/config-error';
 import { AppError } from '../../src/errors/app-error';
 import { DeletedChatPurge } from '../../src/store/deleted-chat-purge';
-import { PrismaClient } from '../../src/store/generated/postgresql/client';
 import { openPostgresqlStore } from '../../src/store/open-postgresql-store';
 import type { OpenedStore } from '../../src/store/open-store';
 import { PostgresqlChatStore } from '../../src/store/postgresql-chat-store';
@@ -92,8 +91,7 @@ describePostgres('the PostgreSQL store', (databases) => {
       statements.push(typeof first === 'string' ? first : (first as { text: string }).text);
       return forward.apply(this, args);
     } as typeof Client.prototype.query;
-    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: databases.url, Client: CountingClient }) });
-    const sql = new PostgresqlSql(prisma);
+    const sql = new PostgresqlSql(await new PrismaPg({ connectionString: databases.url, Client: CountingClient }).connect());
     const store = new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) });
     try {
       const chatId = randomUUID();
@@ -294,6 +292,27 @@ describePostgres('the PostgreSQL store', (databases) => {
     expect(row!.sessions).toBeGreaterThan(0);
   });
 
+  test('times are stored as the instants they are, whatever the session time zone the URL or the role sets', async () => {
+    const url = new URL(databases.url);
+    url.searchParams.set('options', '-c TimeZone=Pacific/Auckland');
+    const { store } = await open({ url: url.href });
+    const chatId = randomUUID();
+    const before = Date.now();
+    await store.beginTurn(turn(chatId, 'instance-tz'));
+    const after = Date.now();
+    // Read back by a UTC session that did not write them.
+    const [row] = await query<{ createdAt: Date; updatedAt: Date }>(
+      `SELECT "createdAt", "updatedAt" FROM "Chat" WHERE "ownerId" = $1 AND "id" = $2`,
+      [OWNER, chatId],
+    );
+    for (const time of [row!.createdAt, row!.updatedAt]) {
+      expect(time.getTime()).toBeGreaterThanOrEqual(before - 1);
+      expect(time.getTime()).toBeLessThanOrEqual(after + 1);
+    }
+    const chat = await store.getChat(chatId, OWNER);
+    expect(chat!.createdAt).toEqual(row!.createdAt);
+  });
+
   test('an unreachable server fails the start with where and why, and no password', async () => {
     const error = await openPostgresqlStore({
       databaseUrl: 'postgres://chat:secret@127.0.0.1:1/chat?sslmode=disable',
@@ -331,8 +350,7 @@ describePostgres('the PostgreSQL store', (databases) => {
       await holder.end();
     }
 
-    const nowhere = new PrismaClient({ adapter: new PrismaPg({ connectionString: 'postgres://postgres@127.0.0.1:1/nothing' }) });
-    const sql = new PostgresqlSql(nowhere);
+    const sql = new PostgresqlSql(await new PrismaPg({ connectionString: 'postgres://postgres@127.0.0.1:1/nothing' }).connect());
     const unreachable = new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) });
     await expect(unreachable.getChat(chatId, OWNER)).rejects.toMatchObject({ code: 'service_unavailable' });
     await unreachable.close();

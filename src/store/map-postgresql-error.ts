@@ -20,8 +20,17 @@ const UNAVAILABLE_MESSAGES = /^(Connection terminated|timeout exceeded when tryi
  * error is returned as it is.
  */
 export function mapPostgresqlError(error: unknown): unknown {
-  if (error instanceof AppError || !isUnavailable(error, 0)) return error;
-  return new AppError('service_unavailable', 'The database is not answering; retry shortly.', { retryAfterSeconds: 2, cause: error });
+  if (error instanceof AppError) return error;
+  if (isUnavailable(error, 0)) {
+    return new AppError('service_unavailable', 'The database is not answering; retry shortly.', { retryAfterSeconds: 2, cause: error });
+  }
+  // The adapter names the failure by kind only ("UniqueConstraintViolation"); the log should
+  // have PostgreSQL's own words and code as well.
+  const { originalMessage, originalCode } = ((error as { cause?: unknown } | null)?.cause ?? {}) as Record<string, unknown>;
+  if (typeof originalMessage !== 'string') return error;
+  return Object.assign(new Error(`${originalMessage}${typeof originalCode === 'string' ? ` (SQLSTATE ${originalCode})` : ''}`, { cause: error }), {
+    code: originalCode,
+  });
 }
 
 /**

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { ensurePostgresqlDatabase } from './ensure-postgresql-database';
 import { migratePostgresql } from './migrate-postgresql';
 import { migrateSqlite } from './migrate-sqlite';
 import { sqlitePath } from './open-sqlite-store';
@@ -18,13 +19,16 @@ export function migrationsDir(prismaDir: string, engine: DatabaseEngine): string
 
 /**
  * Applies the pending migrations of the database `databaseUrl` names, with its engine's
- * migrator; a SQLite file's folder is created first.
+ * migrator; a SQLite file's folder, or a PostgreSQL database that does not exist, is created first.
  * @returns the names of the migrations applied now.
  * @throws what the engine's migrator throws (a failed migration, an unreachable server).
  */
 export async function migrateDatabase(databaseUrl: string, prismaDir: string): Promise<string[]> {
   const engine = databaseEngine(databaseUrl);
-  if (engine === 'postgresql') return migratePostgresql({ connectionString: databaseUrl, migrationsDir: migrationsDir(prismaDir, engine) });
+  if (engine === 'postgresql') {
+    await ensurePostgresqlDatabase(databaseUrl, 10_000);
+    return migratePostgresql({ connectionString: databaseUrl, migrationsDir: migrationsDir(prismaDir, engine) });
+  }
   const databasePath = sqlitePath(databaseUrl);
   mkdirSync(path.dirname(databasePath), { recursive: true });
   return migrateSqlite(databasePath, migrationsDir(prismaDir, engine));

@@ -6,6 +6,7 @@ import { DatabaseFile } from './database-file';
 import { DatabaseOwnerLock } from './database-owner-lock';
 import { migrateSqlite, pendingSqliteMigrations } from './migrate-sqlite';
 import { SqliteChatStatements } from './sqlite-chat-statements';
+import { SqliteCheckpointer } from './sqlite-checkpointer';
 import { SqliteChatStore } from './sqlite-chat-store';
 import { SqliteKeyStatements } from './sqlite-key-statements';
 import { SqliteKeyStore } from './sqlite-key-store';
@@ -48,6 +49,12 @@ export async function openSqliteStore(
     // WAL is stored in the file by the migrator; synchronous is per connection. NORMAL is safe
     // under WAL (a power cut can lose the last commits, never corrupt) and much faster than FULL.
     database.pragma('synchronous = NORMAL');
+    // A server checkpoints on a thread of its own (sqlite-checkpointer.ts), never inside a commit.
+    let checkpointer: SqliteCheckpointer | undefined;
+    if (ownerLock) {
+      database.pragma('wal_autocheckpoint = 0');
+      checkpointer = SqliteCheckpointer.start(databasePath, CHECKPOINT_INTERVAL_MS);
+    }
     const { lockWaitMs } = options;
     const leases = new SqliteLeaseStatements(database);
     if (ownerLock) leases.endEarlierLeases();
@@ -56,7 +63,10 @@ export async function openSqliteStore(
       leases,
       file: new DatabaseFile(databasePath),
       lockWaitMs,
-      closeConnection: () => database.close(),
+      closeConnection: async () => {
+        await checkpointer?.stop();
+        database.close();
+      },
       ownerLock,
     });
     return { store, keys: new SqliteKeyStore(new SqliteKeyStatements(database), lockWaitMs), appliedMigrations, databasePath };
@@ -65,6 +75,9 @@ export async function openSqliteStore(
     throw error;
   }
 }
+
+/** How often a server copies the WAL into the database file. */
+const CHECKPOINT_INTERVAL_MS = 1000;
 
 /** For a server that does not migrate: nothing applied, or a ConfigError naming what is pending. */
 function refusePending(databasePath: string, migrationsDir: string): [] {

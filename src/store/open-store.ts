@@ -9,7 +9,7 @@ export interface OpenedStore {
   keys: KeyStore;
   appliedMigrations: string[];
   /** What the logs say of the database: its engine and where it is, never a password. */
-  describe: { engine: DatabaseEngine; database: string };
+  describe: { engine: DatabaseEngine; database: string; created?: boolean };
 }
 
 export interface OpenStoreSettings {

@@ -11,12 +11,17 @@ const FIRST_KEY_LOCK = 0x6c73735f;
 
 type NewKey = Omit<ApiKeyRecord, 'createdAt' | 'revokedAt'>;
 
+interface KeyRow extends NewKey {
+  createdAt: string;
+  revokedAt: string | null;
+}
+
 /** API keys on PostgreSQL. */
 export class PostgresqlKeyStore implements KeyStore {
   constructor(private readonly sql: PostgresqlSql) {}
 
   async insertKey(record: NewKey): Promise<ApiKeyRecord> {
-    const [row] = await this.sql.rows<ApiKeyRecord>(
+    const [row] = await this.sql.rows<KeyRow>(
       `INSERT INTO "ApiKey" ("id", "name", "prefix", "hash", "createdAt") VALUES ($1, $2, $3, $4, $5) RETURNING ${KEY_COLUMNS}`,
       record.id,
       record.name,
@@ -24,25 +29,25 @@ export class PostgresqlKeyStore implements KeyStore {
       record.hash,
       new Date(),
     );
-    return row!;
+    return toKey(row!);
   }
 
-  findKeysByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
-    return this.sql.rows<ApiKeyRecord>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" WHERE "prefix" = $1`, prefix);
+  async findKeysByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
+    return (await this.sql.rows<KeyRow>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" WHERE "prefix" = $1`, prefix)).map(toKey);
   }
 
-  listKeys(): Promise<ApiKeyRecord[]> {
-    return this.sql.rows<ApiKeyRecord>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" ORDER BY "createdAt", "id"`);
+  async listKeys(): Promise<ApiKeyRecord[]> {
+    return (await this.sql.rows<KeyRow>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" ORDER BY "createdAt", "id"`)).map(toKey);
   }
 
   async revokeKey(id: string): Promise<ApiKeyRecord | null> {
     // Revoking twice keeps the first time.
-    const [row] = await this.sql.rows<ApiKeyRecord>(
+    const [row] = await this.sql.rows<KeyRow>(
       `UPDATE "ApiKey" SET "revokedAt" = COALESCE("revokedAt", $2) WHERE "id" = $1 RETURNING ${KEY_COLUMNS}`,
       id,
       new Date(),
     );
-    return row ?? null;
+    return row ? toKey(row) : null;
   }
 
   /**
@@ -52,7 +57,7 @@ export class PostgresqlKeyStore implements KeyStore {
   insertFirstKey(record: NewKey): Promise<ApiKeyRecord | undefined> {
     return this.sql.transaction(async (transaction) => {
       await transaction.execute('SELECT pg_advisory_xact_lock($1::bigint)', FIRST_KEY_LOCK);
-      const [row] = await transaction.rows<ApiKeyRecord>(
+      const [row] = await transaction.rows<KeyRow>(
         `INSERT INTO "ApiKey" ("id", "name", "prefix", "hash", "createdAt")
          SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz WHERE NOT EXISTS (SELECT 1 FROM "ApiKey")
          RETURNING ${KEY_COLUMNS}`,
@@ -62,7 +67,11 @@ export class PostgresqlKeyStore implements KeyStore {
         record.hash,
         new Date(),
       );
-      return row;
+      return row && toKey(row);
     });
   }
+}
+
+function toKey(row: KeyRow): ApiKeyRecord {
+  return { ...row, createdAt: new Date(row.createdAt), revokedAt: row.revokedAt === null ? null : new Date(row.revokedAt) };
 }

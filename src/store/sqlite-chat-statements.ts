@@ -56,8 +56,11 @@ export class SqliteChatStatements {
       anchor: prepare<{ seq: number }>(`SELECT "seq" FROM "Message" WHERE "id" = ? AND "ownerId" = ? AND "chatId" = ? AND "seq" > ?`),
       chat: prepare<ChatRow>(`SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? AND "id" = ?`),
       firstChats: prepare<ChatRow>(`SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? ORDER BY "updatedAt" DESC, "id" DESC LIMIT ?`),
+      // A row value, not `updatedAt < ? OR (updatedAt = ? AND id < ?)`: with bound parameters SQLite
+      // seeks the index by ownerId only for the OR form and walks every newer chat, so a page's cost
+      // grew with its depth (bench/scale-results.md); the row value seeks straight to the cursor.
       laterChats: prepare<ChatRow>(
-        `SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? AND ("updatedAt" < ? OR ("updatedAt" = ? AND "id" < ?))
+        `SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? AND ("updatedAt", "id") < (?, ?)
          ORDER BY "updatedAt" DESC, "id" DESC LIMIT ?`,
       ),
       lastReply: prepare<LastReply>(
@@ -226,7 +229,7 @@ export class SqliteChatStatements {
   listChats(ownerId: string, page: { limit: number; cursor?: ChatCursor }) {
     const { cursor, limit } = page;
     const rows = cursor
-      ? this.statements.laterChats.all(ownerId, sqliteTime(cursor.updatedAt), sqliteTime(cursor.updatedAt), cursor.chatId, limit + 1)
+      ? this.statements.laterChats.all(ownerId, sqliteTime(cursor.updatedAt), cursor.chatId, limit + 1)
       : this.statements.firstChats.all(ownerId, limit + 1);
     return { chats: rows.slice(0, limit).map(toChatSummary), hasMore: rows.length > limit };
   }

@@ -12,8 +12,8 @@ export interface SqliteChatStoreParts {
   file: DatabaseFile;
   /** How long a call waits for a lock another process holds before it gives up. */
   lockWaitMs: number;
-  /** Closes the connection the statements run on. */
-  closeConnection: () => void;
+  /** Closes the connection the statements run on (and the checkpointer beside it). */
+  closeConnection: () => Promise<void>;
   /** Held by a serving process (not by the keys CLI); given up on close. */
   ownerLock?: DatabaseOwnerLock;
 }
@@ -114,7 +114,7 @@ export class SqliteChatStore implements ChatStore {
   async close() {
     this.closed = true;
     await this.purging?.catch(() => undefined);
-    this.parts.closeConnection();
+    await this.parts.closeConnection();
     this.parts.ownerLock?.release();
   }
 
