@@ -37,6 +37,9 @@ export class SqliteCheckpointer {
 
   /** Checkpoints once more and stops. */
   async stop(): Promise<void> {
+    // Referenced again while it finishes: otherwise a process with nothing else left to do would
+    // exit (code 0) before the worker does, in the middle of whoever awaits this.
+    this.worker.ref();
     this.worker.postMessage('stop');
     await this.exited;
   }
