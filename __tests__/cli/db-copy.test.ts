@@ -153,6 +153,28 @@ describePostgres('npm run db:copy into PostgreSQL', (databases) => {
     }
   }, 60_000);
 
+  test('text holding U+0000 (which older releases stored) is copied with U+FFFD in its place, and the counts still verify', async () => {
+    const sourcePath = path.join(directory, 'chat.db');
+    writeSampleSource(sourcePath);
+    const database = new Database(sourcePath);
+    database.prepare(`UPDATE "Message" SET "content" = ? WHERE "seq" = 1`).run('a\u0000b\u0000');
+    database.prepare(`UPDATE "Chat" SET "title" = ? WHERE "id" = 'chat-1' AND "ownerId" = 'key-a'`).run('t\u0000');
+    database.close();
+    const target = await databases.create();
+
+    const run = await runDbCopy(['--from', sourceUrl(), '--to', target]);
+    expect(run).toMatchObject({ code: 0, stderr: '' });
+    expect(run.stdout).toMatch(/Copied 3 keys, 4 chats, 14 messages, 1 chat purge from .*; counts verified\.\n$/);
+    const client = targetClient(target);
+    await client.connect();
+    try {
+      expect((await client.query(`SELECT "content" FROM "Message" WHERE "seq" = 1`)).rows).toEqual([{ content: 'a\uFFFDb\uFFFD' }]);
+      expect((await client.query(`SELECT "title" FROM "Chat" WHERE "id" = 'chat-1' AND "ownerId" = 'key-a'`)).rows).toEqual([{ title: 't\uFFFD' }]);
+    } finally {
+      await client.end();
+    }
+  }, 60_000);
+
   test('a target that already holds rows is refused, and left as it was', async () => {
     writeSampleSource(path.join(directory, 'chat.db'));
     const target = await databases.create();

@@ -100,10 +100,12 @@ describe('bad input', () => {
   test.each<[string, unknown[], string]>([
     ['messages: []', [], 'messages must not be empty'],
     ['messages: [system]', [{ role: 'system', content: 'Be brief.' }], 'messages must contain at least one user or assistant message'],
+    ['a message holding U+0000', [{ role: 'user', content: 'a\u0000b' }], 'messages.0.content: content must not contain the NUL character (U+0000)'],
   ])('%s: 400 with one detail that says so, and nothing stored', async (_name, messages, detail) => {
     const exchange = await postChat(service.url, { chatId: randomUUID(), messages });
     expect(exchange.status).toBe(400);
-    expect(exchange.json()).toEqual({ error: { code: 'invalid_request', message: 'Invalid chat request.', details: [{ path: 'messages', message: detail }] } });
+    const [path, message] = detail.includes(': ') ? detail.split(': ') : ['messages', detail];
+    expect(exchange.json()).toEqual({ error: { code: 'invalid_request', message: 'Invalid chat request.', details: [{ path, message }] } });
     expect(await service.query('SELECT id FROM Chat')).toEqual([]);
     expect(upstream.requests).toHaveLength(0);
   });

@@ -151,12 +151,16 @@ describeEachEngine(() => {
       ['an empty title', { title: '   ' }],
       ['an unknown field', { name: 'x' }],
       ['a title that is not a string', { title: 5 }],
-    ])('PATCH with %s is refused with 400', async (_name, body) => {
+      ['a title holding U+0000', { title: 'a\u0000b' }],
+      ['a system prompt holding U+0000', { systemPrompt: 'a\u0000b' }],
+    ])('PATCH with %s is refused with 400, and the chat is left as it was', async (_name, body) => {
       const chatId = randomUUID();
       await send(chatId, 'Hi');
+      const before = (await request('GET', `/api/chats/${chatId}`)).body;
       const answer = await request('PATCH', `/api/chats/${chatId}`, body);
       expect(answer.status).toBe(400);
       expect(answer.body.error.code).toBe('invalid_request');
+      expect((await request('GET', `/api/chats/${chatId}`)).body).toEqual(before);
     });
 
     test.each<[string, string]>([

@@ -5,6 +5,14 @@ export interface ShapeLimits {
   maxCharacters: number;
 }
 
+/**
+ * Text the service stores: PostgreSQL's `text` cannot hold U+0000 (SQLite can), so it is refused
+ * on every engine alike, rather than answered with a 500 on one of them.
+ */
+function storableText(name: string) {
+  return z.string().refine((text) => !text.includes('\u0000'), `${name} must not contain the NUL character (U+0000)`);
+}
+
 /** The body of POST /api/chat, within the configured size limits. */
 export function chatRequestSchema(limits: ShapeLimits) {
   return z.object({
@@ -17,7 +25,8 @@ export function chatRequestSchema(limits: ShapeLimits) {
           content: z
             .string()
             .min(1, 'content must not be empty')
-            .max(limits.maxCharacters, `content must be at most ${limits.maxCharacters} characters`),
+            .max(limits.maxCharacters, `content must be at most ${limits.maxCharacters} characters`)
+            .pipe(storableText('content')),
         }),
       )
       .min(1, 'messages must not be empty')
@@ -62,8 +71,8 @@ export const messageListQuerySchema = z.object({
 
 export const chatUpdateSchema = z
   .strictObject({
-    title: z.string().trim().min(1, 'title must not be empty').max(200),
-    systemPrompt: z.string().nullable(),
+    title: z.string().trim().min(1, 'title must not be empty').max(200).pipe(storableText('title')),
+    systemPrompt: storableText('systemPrompt').nullable(),
   })
   .partial()
   .refine((changes) => changes.title !== undefined || changes.systemPrompt !== undefined, {

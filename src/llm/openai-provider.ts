@@ -151,6 +151,15 @@ function parseChunk(data: string): unknown {
   return chunk;
 }
 
+/**
+ * The model's text as it can be stored on every engine: U+0000, which PostgreSQL's `text` cannot
+ * hold, becomes U+FFFD (the replacement character), so what a client is streamed is what its
+ * history shows afterwards. Models do not write NUL on purpose; a provider that sends one sends junk.
+ */
+function storable(text: string): string {
+  return text.includes('\u0000') ? text.replaceAll('\u0000', '\uFFFD') : text;
+}
+
 /** What one chunk says: text, a finish reason and usage, each where present; nothing for a chunk of another shape. */
 function eventsOf(raw: unknown): LlmEvent[] {
   const chunk = chunkSchema.safeParse(raw);
@@ -159,7 +168,7 @@ function eventsOf(raw: unknown): LlmEvent[] {
   const choice = choices[0];
   const events: LlmEvent[] = [];
   const text = choice?.delta?.content;
-  if (text) events.push({ type: 'text', text });
+  if (text) events.push({ type: 'text', text: storable(text) });
   if (choice?.finish_reason) events.push({ type: 'finish', finishReason: FINISH_REASONS[choice.finish_reason] ?? 'other' });
   if (usage) {
     events.push({

@@ -90,7 +90,8 @@ const SQLITE_CURRENT_TIMESTAMP = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d+)?$/
 
 /**
  * A SQLite value as PostgreSQL takes it: timestamps (Prisma's ISO text, SQLite's own
- * `YYYY-MM-DD HH:MM:SS` in UTC, or epoch milliseconds) as ISO text in UTC, 0/1 as booleans.
+ * `YYYY-MM-DD HH:MM:SS` in UTC, or epoch milliseconds) as ISO text in UTC, 0/1 as booleans,
+ * U+0000 in text as U+FFFD.
  * @throws Error naming the value when it is not of the column's type.
  */
 export function toPostgresValue(value: unknown, type: ColumnType): unknown {
@@ -108,6 +109,9 @@ export function toPostgresValue(value: unknown, type: ColumnType): unknown {
   if (type === 'text' ? typeof value !== 'string' : !Number.isSafeInteger(value)) {
     throw new Error(`${shown(value)} is not ${type === 'text' ? 'text' : 'an integer'}`);
   }
+  // PostgreSQL's text cannot hold U+0000, which older releases stored on SQLite: it becomes
+  // U+FFFD, as the service now does with a model's text.
+  if (type === 'text' && (value as string).includes('\u0000')) return (value as string).replaceAll('\u0000', '\uFFFD');
   return value;
 }
 

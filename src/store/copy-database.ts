@@ -23,8 +23,8 @@ export interface DatabaseFacts {
   counts: Record<string, number>;
   /** The highest message seq, or null without messages. */
   maxSeq: number | null;
-  /** The length of every message's content, added up: a cheap checksum of the text. */
-  contentLength: number;
+  /** The UTF-8 size of every message's content, added up: a cheap checksum of the text. */
+  contentBytes: number;
 }
 
 export interface CopySummary extends DatabaseFacts {
@@ -97,7 +97,11 @@ async function copyRows(source: Database.Database, target: Client, expected: Sou
     }
     for (const table of COPIED_TABLES) {
       const rows = source.prepare(`SELECT ${columnList(table)} FROM "${table.name}" ORDER BY ${table.orderBy}`).raw().iterate() as IterableIterator<unknown[]>;
-      for (const batch of batches(rows)) await insertBatch(target, table, batch);
+      for (const batch of batches(rows)) {
+        // U+0000 (1 byte) is copied as U+FFFD (3 bytes): the checksum expects them.
+        expected.contentBytes += 2 * (table.name === 'Message' ? nulCharacters(batch, columnIndex(table, 'content')) : 0);
+        await insertBatch(target, table, batch);
+      }
       log(`Copied ${plural(expected.counts[table.name] ?? 0, 'row')} of ${table.name}.`);
     }
     // A new message must come after every seq SQLite handed out, not only after the messages still
@@ -109,6 +113,19 @@ async function copyRows(source: Database.Database, target: Client, expected: Sou
     await target.query('ROLLBACK').catch(() => {});
     throw error;
   }
+}
+
+function columnIndex(table: CopiedTable, column: string): number {
+  return table.columns.findIndex(([name]) => name === column);
+}
+
+function nulCharacters(rows: unknown[][], index: number): number {
+  let count = 0;
+  for (const row of rows) {
+    const value = row[index];
+    if (typeof value === 'string' && value.includes('\u0000')) count += value.split('\u0000').length - 1;
+  }
+  return count;
 }
 
 function* batches(rows: Iterable<unknown[]>): Generator<unknown[][]> {
@@ -154,13 +171,14 @@ function sourceFacts(source: Database.Database): SourceFacts {
   const facts = source
     .prepare(
       `SELECT (SELECT MAX("seq") FROM "Message") AS maxSeq,
-              (SELECT COALESCE(SUM(LENGTH("content")), 0) FROM "Message") AS contentLength,
+              -- Bytes, not characters: SQLite's LENGTH of text stops at a NUL character.
+              (SELECT COALESCE(SUM(LENGTH(CAST("content" AS BLOB))), 0) FROM "Message") AS contentBytes,
               MAX(COALESCE((SELECT MAX("seq") FROM "Message"), 0),
                   COALESCE((SELECT "seq" FROM sqlite_sequence WHERE "name" = 'Message'), 0),
                   COALESCE((SELECT MAX("baseSeq") FROM "Chat"), 0),
                   COALESCE((SELECT MAX("upToSeq") FROM "ChatPurge"), 0)) AS lastUsedSeq`,
     )
-    .get() as { maxSeq: number | null; contentLength: number; lastUsedSeq: number };
+    .get() as { maxSeq: number | null; contentBytes: number; lastUsedSeq: number };
   return { counts, ...facts };
 }
 
@@ -171,9 +189,9 @@ async function targetFacts(target: Client): Promise<DatabaseFacts> {
     counts[table.name] = Number(rows[0].count);
   }
   const { rows } = await target.query(
-    `SELECT MAX("seq") AS "maxSeq", COALESCE(SUM(LENGTH("content")), 0) AS "contentLength" FROM "Message"`,
+    `SELECT MAX("seq") AS "maxSeq", COALESCE(SUM(octet_length("content")), 0) AS "contentBytes" FROM "Message"`,
   );
-  return { counts, maxSeq: rows[0].maxSeq === null ? null : Number(rows[0].maxSeq), contentLength: Number(rows[0].contentLength) };
+  return { counts, maxSeq: rows[0].maxSeq === null ? null : Number(rows[0].maxSeq), contentBytes: Number(rows[0].contentBytes) };
 }
 
 function describeDifferences(expected: DatabaseFacts, found: DatabaseFacts): string {
@@ -181,8 +199,8 @@ function describeDifferences(expected: DatabaseFacts, found: DatabaseFacts): str
     (table) => `${table.name}: ${expected.counts[table.name]} rows in the source, ${found.counts[table.name]} in the target`,
   );
   if (expected.maxSeq !== found.maxSeq) differences.push(`highest message seq: ${expected.maxSeq} in the source, ${found.maxSeq} in the target`);
-  if (expected.contentLength !== found.contentLength) {
-    differences.push(`message content: ${expected.contentLength} characters in the source, ${found.contentLength} in the target`);
+  if (expected.contentBytes !== found.contentBytes) {
+    differences.push(`message content: ${expected.contentBytes} bytes in the source, ${found.contentBytes} in the target`);
   }
   return differences.join('; ');
 }
