@@ -48,9 +48,10 @@ Module._load = function (request, ...rest) {
   const exports = load.call(this, request, ...rest);
   if (request.endsWith('/api-keys')) wrap(exports.ApiKeys?.prototype, 'check', 'API key check');
   if (request.endsWith('/chat-service')) wrap(exports.ChatService?.prototype, 'startTurn', 'turn set-up');
-  if (request.endsWith('/sqlite-chat-store')) {
-    wrap(exports.SqliteChatStore?.prototype, 'loadRecent', 'history read');
-    wrap(exports.SqliteChatStore?.prototype, 'beginTurn', 'turn written');
+  for (const [file, store] of [['/sqlite-chat-store', 'SqliteChatStore'], ['/postgresql-chat-store', 'PostgresqlChatStore']]) {
+    if (!request.endsWith(file)) continue;
+    wrap(exports[store]?.prototype, 'loadRecent', 'history read');
+    wrap(exports[store]?.prototype, 'beginTurn', 'turn written');
   }
   if (request.endsWith('/openai-provider')) {
     for (const value of Object.values(exports)) wrap(value?.prototype, 'openStream', 'upstream stream opened (SDK + fetch)');

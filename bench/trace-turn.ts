@@ -1,7 +1,7 @@
 /**
  * `npm run bench:trace`: where the service's added time to first token
  * goes at c=1. Runs 250 turns one at a time against the production build (default config, fresh
- * SQLite file, auth on) and a fake upstream streaming 16 deltas 2 ms apart, with
+ * SQLite file, or with BENCH_DATABASE_URL a fresh PostgreSQL database on that server; auth on) and a fake upstream streaming 16 deltas 2 ms apart, with
  * bench/trace-hooks.cjs loaded into the service, then prints the median time from a request's
  * arrival to the start and end of each step of the turn.
  */
@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:f
 import * as http from 'node:http';
 import path from 'node:path';
 import { startFakeUpstream } from '../__tests__/support/fake-upstream';
+import { createBenchDatabase, dropBenchDatabase } from './postgresql-server';
 import { stopAll } from './processes';
 import { startService } from './service-process';
 
@@ -21,11 +22,14 @@ async function main(): Promise<void> {
   const runDir = mkdtempSync(path.join(tmp, 'trace-'));
   const traceOut = path.join(runDir, 'trace.json');
   const fake = await startFakeUpstream({ host: '127.0.0.1', port: 0 });
+  let databaseUrl: string | undefined;
   try {
     fake.setDefault({ kind: 'stream', content: Array.from({ length: 16 }, () => ' Lorem'), delayMs: 2 });
     process.env.BENCH_NODE_FLAGS = `--require ${path.join(__dirname, 'trace-hooks.cjs')}`;
     process.env.TRACE_OUT = traceOut;
-    const service = await startService(runDir, fake);
+    const serverUrl = process.env.BENCH_DATABASE_URL || undefined;
+    databaseUrl = serverUrl ? await createBenchDatabase(serverUrl, 'trace') : undefined;
+    const service = await startService(runDir, fake, { databaseUrl });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     for (let i = 0; i < TURNS; i++) {
       if (i % 50 === 0) fake.requests.length = 0;
@@ -38,6 +42,7 @@ async function main(): Promise<void> {
     for (const { step, ms } of medians) console.log(`${ms.toFixed(3).padStart(8)}  ${step}`);
   } finally {
     await stopAll(2_000);
+    if (databaseUrl) await dropBenchDatabase(databaseUrl);
     await fake.close();
     rmSync(runDir, { recursive: true, force: true });
   }
