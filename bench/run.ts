@@ -176,7 +176,7 @@ function cleanUp(): Promise<void> {
     if (service) await stopChild(service.child, process.env.BENCH_CPU_PROF ? 60_000 : 5000);
     await stopAll(5000);
     await dropAllBenchDatabases();
-    if (runDir) rmSync(runDir, { recursive: true, force: true });
+    if (runDir && !process.env.BENCH_KEEP_LOGS) rmSync(runDir, { recursive: true, force: true });
   })();
   return cleaning;
 }
@@ -197,7 +197,7 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]
 process.on('exit', () => {
   killAllNow();
   dropAllBenchDatabasesNow();
-  if (runDir) rmSync(runDir, { recursive: true, force: true });
+  if (runDir && !process.env.BENCH_KEEP_LOGS) rmSync(runDir, { recursive: true, force: true });
 });
 
 const deadline = setTimeout(() => {
