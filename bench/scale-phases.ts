@@ -12,11 +12,26 @@ export const DELETES = 5;
 export const BIG_CHAT_PAIRS = 10_000;
 export const PAGE_LIMIT = 50;
 
-/** One request's runs (ms), and the longest event-loop block of the service while they ran. */
+/** One request's runs (ms), and what held the service's event loop longest while they ran. */
 export interface PhaseResult {
   request: string;
   runsMs: number[];
   loopBlockMs: number | null;
+  /** The longest single SQLite statement on the service's event loop (0 on PostgreSQL). */
+  statementMs: number | null;
+  /** The longest garbage-collection pause. */
+  gcMs: number | null;
+}
+
+/** What the hook saw between two readings; null when it did not answer. */
+export interface LoopReading {
+  blockMs: number;
+  statementMs: number;
+  gcMs: number;
+}
+
+function worse(a: number | null, b: number | null): number | null {
+  return a === null || b === null ? null : Math.max(a, b);
 }
 
 export function median(values: number[]): number {
@@ -33,16 +48,20 @@ export class LoopDelay {
   ) {}
 
   /**
-   * The longest delay of the service's 1 ms timer since the last call, less that 1 ms: how long
-   * the loop was held at most. null when the hook did not answer.
+   * Since the last call: the longest delay of the service's 1 ms timer less that 1 ms (how long
+   * the loop was held at most), the longest SQLite statement and the longest GC pause. null when
+   * the hook did not answer.
    */
-  async take(): Promise<number | null> {
+  async take(): Promise<LoopReading | null> {
     const lines = () => (existsSync(this.outPath) ? readFileSync(this.outPath, 'utf8').trim().split('\n').filter(Boolean) : []);
     const before = lines().length;
     this.service.child.kill('SIGUSR2');
     for (let waited = 0; waited < 5000; waited += 10) {
       const now = lines();
-      if (now.length > before) return Math.max(0, (JSON.parse(now.at(-1)!) as { maxMs: number }).maxMs - 1);
+      if (now.length > before) {
+        const line = JSON.parse(now.at(-1)!) as { maxMs: number; statementMs: number; gcMs: number };
+        return { blockMs: Math.max(0, line.maxMs - 1), statementMs: line.statementMs, gcMs: line.gcMs };
+      }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     return null;
@@ -55,7 +74,8 @@ export async function timed(request: string, loop: LoopDelay, once: (run: number
   await loop.take();
   const runsMs: number[] = [];
   for (let run = WARMUP; run < WARMUP + RUNS; run++) runsMs.push(await once(run));
-  return { request, runsMs, loopBlockMs: await loop.take() };
+  const reading = await loop.take();
+  return { request, runsMs, loopBlockMs: reading?.blockMs ?? null, statementMs: reading?.statementMs ?? null, gcMs: reading?.gcMs ?? null };
 }
 
 /** The cursor of the page that starts after `depth` chats, following the pages from the first. */
@@ -83,6 +103,8 @@ export async function deletes(
   const responseMs: number[] = [];
   const purgeMs: number[] = [];
   let loopBlockMs: number | null = 0;
+  let statementMs: number | null = 0;
+  let gcMs: number | null = 0;
   for (let run = 0; run <= DELETES; run++) {
     const [chatId] = await seeder.insertChats({ ownerId, count: 1, pairs: BIG_CHAT_PAIRS, firstAt: new Date(), stepMs: 0 });
     await seeder.settle();
@@ -95,14 +117,16 @@ export async function deletes(
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     const purgedMs = performance.now() - sentAt;
-    const block = await loop.take();
+    const reading = await loop.take();
     if (run === 0) continue; // warm-up
     responseMs.push(ms);
     purgeMs.push(purgedMs);
-    loopBlockMs = block === null || loopBlockMs === null ? null : Math.max(loopBlockMs, block);
+    loopBlockMs = worse(loopBlockMs, reading?.blockMs ?? null);
+    statementMs = worse(statementMs, reading?.statementMs ?? null);
+    gcMs = worse(gcMs, reading?.gcMs ?? null);
   }
   return {
-    response: { request: `DELETE /api/chats/:chatId (${2 * BIG_CHAT_PAIRS} messages): response`, runsMs: responseMs, loopBlockMs },
-    purge: { request: `… then until its ${2 * BIG_CHAT_PAIRS} messages are purged (from the DELETE sent)`, runsMs: purgeMs, loopBlockMs },
+    response: { request: `DELETE /api/chats/:chatId (${2 * BIG_CHAT_PAIRS} messages): response`, runsMs: responseMs, loopBlockMs, statementMs, gcMs },
+    purge: { request: `… then until its ${2 * BIG_CHAT_PAIRS} messages are purged (from the DELETE sent)`, runsMs: purgeMs, loopBlockMs, statementMs, gcMs },
   };
 }

@@ -123,11 +123,13 @@ export class SqliteChatStore implements ChatStore {
     let removed = 0;
     for (let purge = statements.nextPurge(); purge && !this.closed; purge = statements.nextPurge()) {
       for (;;) {
+        // Requests and streams run before each batch (the first too, which would otherwise run
+        // in the tick of the DELETE that started the purge): a chat of any size never holds the
+        // loop for more than one batch.
+        await nextTurn();
         const batch = await this.wait(() => statements.purgeBatch(purge!));
         removed += batch;
         if (batch === 0 || this.closed) break;
-        // Requests and streams run between batches: a chat of any size never holds the loop long.
-        await nextTurn();
       }
     }
     return removed;
