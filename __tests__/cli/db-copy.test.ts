@@ -93,6 +93,20 @@ test('a source with a column the copy does not know is refused rather than copie
   });
 });
 
+test('a source with a table the copy does not know is refused rather than copied without it', async () => {
+  const sourcePath = path.join(directory, 'chat.db');
+  writeSqliteSource(sourcePath, sampleTables());
+  const database = new Database(sourcePath);
+  database.exec(`CREATE TABLE "Attachment" ("id" TEXT PRIMARY KEY)`);
+  database.close();
+  const run = await runDbCopy(['--from', sourceUrl(), '--to', 'postgres://postgres@127.0.0.1:1/nothing']);
+  expect(run).toEqual({
+    code: 1,
+    stdout: '',
+    stderr: 'Cannot copy: the source has tables db:copy does not know (Attachment): its table list (src/store/copied-tables.ts) needs updating\n',
+  });
+});
+
 describePostgres('npm run db:copy into PostgreSQL', (databases) => {
   test('copies every key, chat, message and pending purge exactly, leaves the source as it was, and continues the sequence', async () => {
     const sourcePath = path.join(directory, 'chat.db');

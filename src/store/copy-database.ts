@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { Client } from 'pg';
-import { checkColumns, postgresColumns, sqliteColumns } from './check-copied-columns';
+import { checkColumns, checkSqliteTables, postgresColumns, sqliteColumns } from './check-copied-columns';
 import { COPIED_TABLES, type CopiedTable, toPostgresValue } from './copied-tables';
 import { databaseEngine, migrateDatabase, migrationsDir } from './migrate-database';
 import { pendingSqliteMigrations } from './migrate-sqlite';
@@ -61,6 +61,7 @@ export async function copyDatabase(options: CopyDatabaseOptions): Promise<CopySu
   }
   const source = new Database(sourcePath, { readonly: true, fileMustExist: true, timeout: 10_000 });
   try {
+    checkSqliteTables(source);
     checkColumns('source', sqliteColumns(source));
     const appliedMigrations = await migrateDatabase(options.to, options.prismaDir);
     if (appliedMigrations.length > 0) log(`Applied ${plural(appliedMigrations.length, 'migration')} to the target: ${appliedMigrations.join(', ')}`);
