@@ -39,7 +39,7 @@ COPY src ./src
 # generate (the Prisma clients into src/store/generated/<engine>) + tsc -p tsconfig.build.json -> dist/
 RUN npm run build
 
-# Keep only production dependencies (express, openai, Prisma client + adapter, better-sqlite3
+# Keep only production dependencies (express, openai, Prisma's pg adapter and pg, better-sqlite3
 # with its compiled binary, ...). Pruning keeps the binary built above: no second compile.
 # --omit=optional too: npm keeps dev dependencies that are also optional peers of a production
 # package (the prisma CLI, typescript, ...), about 250 MB; no production package needs them.
