@@ -125,6 +125,10 @@ export class ChatService {
       // PostgreSQL) hides behind the model's own time to first token. Nothing of the reply is
       // read, streamed or stored before both are done; if storing fails, the request is aborted
       // and the store's error answers the turn.
+      // One turn of the microtask queue first: a pooled driver sends the write from process.nextTick
+      // (pg's pool does), and the SDK's synchronous work in openStream would otherwise come first.
+      storing.catch(() => undefined); // handled below, after the yield
+      await Promise.resolve();
       const opening = this.openStream(generation, turn, context, clientSignal, log);
       opening.catch(() => undefined);
       try {
