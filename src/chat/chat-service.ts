@@ -108,7 +108,7 @@ export class ChatService {
       const generation = this.createGeneration(request, turn, context, startedAt, log);
       this.generations.set(key, generation);
       if (this.stopping) generation.abort('shutdown');
-      const storing = this.options.store.beginTurn({
+      await this.options.store.beginTurn({
         chatId,
         ownerId,
         systemPrompt: turn.requestPrompt,
@@ -121,24 +121,8 @@ export class ChatService {
           instanceId: this.options.instanceId,
         },
       });
-      // The upstream request goes out while the turn is stored, so that the write (a round trip on
-      // PostgreSQL) hides behind the model's own time to first token. Nothing of the reply is
-      // read, streamed or stored before both are done; if storing fails, the request is aborted
-      // and the store's error answers the turn.
-      // One turn of the microtask queue first: a pooled driver sends the write from process.nextTick
-      // (pg's pool does), and the SDK's synchronous work in openStream would otherwise come first.
-      storing.catch(() => undefined); // handled below, after the yield
-      await Promise.resolve();
-      const opening = this.openStream(generation, turn, context, clientSignal, log);
-      opening.catch(() => undefined);
-      try {
-        await storing;
-      } catch (error) {
-        generation.abort('cancelled');
-        throw error;
-      }
       replyOpened = true;
-      const events = await opening;
+      const events = await this.openStream(generation, turn, context, clientSignal, log);
       void generation.run(events).finally(() => this.release(request));
       if (this.options.generateTitles && turn.storedCount === 0) this.titleAfterReply(generation, request, turn, log);
       return generation;
