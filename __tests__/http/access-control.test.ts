@@ -337,7 +337,9 @@ describeEachEngine(() => {
       const created = run('create', '--name', 'ci');
       expect(created).toEqual({ id: expect.any(String), name: 'ci', prefix: created.key.slice(0, 12), createdAt: expect.any(String), revokedAt: null, key: expect.stringMatching(/^lss_[A-Za-z0-9_-]{43}$/) });
       expect((await call('GET', '/api/chats', created.key)).status).toBe(200);
-      expect(run('list').map((key: { name: string }) => key.name)).toEqual(['alice', 'bob', 'ci']);
+      // Oldest first; alice and bob may share a millisecond, which leaves their order open.
+      const listed = run('list').map((key: { name: string }) => key.name);
+      expect([...listed.slice(0, 2).sort(), listed[2]]).toEqual(['alice', 'bob', 'ci']);
       expect(run('revoke', created.id)).toMatchObject({ id: created.id, revokedAt: expect.any(String) });
       expect((await call('GET', '/api/chats', created.key)).status).toBe(401);
     });
@@ -357,8 +359,9 @@ describeEachEngine(() => {
       // Without --json the same errors are plain text.
       expect(run('revoke', 'no-such-id')).toMatchObject({ status: 1, stdout: '', stderr: 'No key has the id no-such-id.\n' });
       expect(run('--help')).toMatchObject({ status: 0, stdout: expect.stringContaining('npm run keys -- create --name NAME'), stderr: '' });
-      // Nothing was created by the refused commands.
-      expect((await service.keys!.list()).map((key) => key.name)).toEqual(['alice', 'bob']);
+      // Nothing was created by the refused commands. (Sorted: keys made in the same millisecond
+      // have no creation order on PostgreSQL, whose rows carry no insertion sequence.)
+      expect((await service.keys!.list()).map((key) => key.name).sort()).toEqual(['alice', 'bob']);
     });
 
     test('reads DATABASE_URL from .env in its working directory, as the server does', async () => {
