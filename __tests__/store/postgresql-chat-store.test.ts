@@ -13,6 +13,7 @@ import type { FinishedReply, NewTurn } from '../../src/chat/ports';
 import { ConfigError } from '../../src/config/config-error';
 import { AppError } from '../../src/errors/app-error';
 import { DeletedChatPurge } from '../../src/store/deleted-chat-purge';
+import { postgresqlPurgeSteps } from '../../src/store/postgresql-purge-steps';
 import { openPostgresqlStore } from '../../src/store/open-postgresql-store';
 import type { OpenedStore } from '../../src/store/open-store';
 import { PostgresqlChatStore } from '../../src/store/postgresql-chat-store';
@@ -92,7 +93,7 @@ describePostgres('the PostgreSQL store', (databases) => {
       return forward.apply(this, args);
     } as typeof Client.prototype.query;
     const sql = new PostgresqlSql(await new PrismaPg({ connectionString: databases.url, Client: CountingClient }).connect());
-    const store = new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) });
+    const store = new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(postgresqlPurgeSteps(sql)) });
     try {
       const chatId = randomUUID();
       const counted = async (work: () => Promise<unknown>) => {
@@ -351,7 +352,7 @@ describePostgres('the PostgreSQL store', (databases) => {
     }
 
     const sql = new PostgresqlSql(await new PrismaPg({ connectionString: 'postgres://postgres@127.0.0.1:1/nothing' }).connect());
-    const unreachable = new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) });
+    const unreachable = new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(postgresqlPurgeSteps(sql)) });
     await expect(unreachable.getChat(chatId, OWNER)).rejects.toMatchObject({ code: 'service_unavailable' });
     await unreachable.close();
   });

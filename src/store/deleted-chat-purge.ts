@@ -1,27 +1,28 @@
-import type { SqlRunner } from './postgresql-sql';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 
-/** Messages removed per statement: small enough that no statement holds locks or a connection for long. */
-const BATCH_SIZE = 1000;
-
-const PENDING_PURGES = `SELECT "ownerId", "chatId", "upToSeq" FROM "ChatPurge" ORDER BY "deletedAt", "ownerId", "chatId"`;
-
-/** $1 ownerId, $2 chatId, $3 upToSeq, $4 batch size. By the index on (ownerId, chatId, seq). */
-const DELETE_BATCH = `DELETE FROM "Message" WHERE "seq" IN (
-  SELECT "seq" FROM "Message" WHERE "ownerId" = $1 AND "chatId" = $2 AND "seq" <= $3::bigint ORDER BY "seq" LIMIT $4::int
-)`;
-
-const PURGE_DONE = `DELETE FROM "ChatPurge" WHERE "ownerId" = $1 AND "chatId" = $2 AND "upToSeq" = $3::bigint`;
-
-interface PurgeRow {
+/** A deleted chat whose messages up to `upToSeq` are still to be removed (a ChatPurge row). */
+export interface PendingPurge {
   ownerId: string;
   chatId: string;
-  upToSeq: bigint | string;
+  upToSeq: number | bigint | string;
+}
+
+/** What a purge does on one engine: each step is one statement. */
+export interface PurgeSteps {
+  /** The pending purges, oldest first. */
+  pending(): Promise<PendingPurge[]>;
+  /** Removes up to one batch of the purge's messages; resolves with how many. */
+  removeBatch(purge: PendingPurge): Promise<number>;
+  /** Ends the purge (its ChatPurge row) once no message of it is left. */
+  finish(purge: PendingPurge): Promise<void>;
 }
 
 /**
- * Removes the messages of deleted chats (the ChatPurge rows), a batch per statement, one purge
- * at a time in this process. Instances may purge the same chat at once: a batch deletes whatever
- * is still there, and a chat is done when a batch finds nothing.
+ * Removes the messages of deleted chats, a batch per statement, one purge at a time in this
+ * process, the event loop turning before each batch (on SQLite a batch runs on it). Instances may
+ * purge the same chat at once: a batch deletes whatever is still there, and a chat is done when
+ * a batch finds nothing (not when one finds fewer than asked: another instance may have taken
+ * part of it).
  */
 export class DeletedChatPurge {
   private running: Promise<unknown> = Promise.resolve();
@@ -29,7 +30,7 @@ export class DeletedChatPurge {
   private queued: Promise<number> | undefined;
   private stopped = false;
 
-  constructor(private readonly sql: SqlRunner) {}
+  constructor(private readonly steps: PurgeSteps) {}
 
   /** Runs after the purge under way, if any. Resolves with how many messages it removed. */
   run(): Promise<number> {
@@ -54,16 +55,17 @@ export class DeletedChatPurge {
 
   private async purgeAll(): Promise<number> {
     let removed = 0;
-    for (const purge of await this.sql.rows<PurgeRow>(PENDING_PURGES)) {
-      const key = [purge.ownerId, purge.chatId, String(purge.upToSeq)] as const;
+    for (const purge of await this.steps.pending()) {
       for (;;) {
+        // Requests and streams run before each batch, the first too (which would otherwise run
+        // in the tick of the DELETE that started the purge).
+        await nextTurn();
         if (this.stopped) return removed;
-        const count = await this.sql.execute(DELETE_BATCH, ...key, BATCH_SIZE);
+        const count = await this.steps.removeBatch(purge);
         removed += count;
-        // Not `count < BATCH_SIZE`: another instance may have taken part of this batch's rows.
         if (count === 0) break;
       }
-      await this.sql.execute(PURGE_DONE, ...key);
+      await this.steps.finish(purge);
     }
     return removed;
   }

@@ -3,6 +3,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import { Client, Pool } from 'pg';
 import { ConfigError } from '../config/config-error';
 import { DeletedChatPurge } from './deleted-chat-purge';
+import { postgresqlPurgeSteps } from './postgresql-purge-steps';
 import { ensurePostgresqlDatabase } from './ensure-postgresql-database';
 import { migratePostgresql, pendingPostgresqlMigrations } from './migrate-postgresql';
 import type { OpenedStore } from './open-store';
@@ -49,7 +50,7 @@ export async function openPostgresqlStore(options: OpenPostgresqlStoreOptions): 
   });
   const sql = new PostgresqlSql(await new PrismaPg(pool, { disposeExternalPool: true, statementNameGenerator: statementName }).connect());
   return {
-    store: new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(sql) }),
+    store: new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(postgresqlPurgeSteps(sql)) }),
     keys: new PostgresqlKeyStore(sql),
     appliedMigrations,
     describe: { engine: 'postgresql', database, ...(created ? { created } : {}) },

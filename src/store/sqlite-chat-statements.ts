@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { ChatCursor, FinishedReply, NewTurn } from '../chat/ports';
 import { AppError } from '../errors/app-error';
+import type { PendingPurge } from './deleted-chat-purge';
 import {
   CHAT_COLUMNS,
   finishedReplyColumns,
@@ -127,9 +128,7 @@ export class SqliteChatStatements {
         `INSERT OR IGNORE INTO "ChatPurge" ("ownerId", "chatId", "upToSeq", "deletedAt")
          VALUES (?, ?, (SELECT COALESCE(MAX("seq"), 0) FROM "Message"), ?)`,
       ),
-      pendingPurge: prepare<{ ownerId: string; chatId: string; upToSeq: number }>(
-        `SELECT "ownerId", "chatId", "upToSeq" FROM "ChatPurge" ORDER BY "deletedAt" LIMIT 1`,
-      ),
+      pendingPurges: prepare<PendingPurge>(`SELECT "ownerId", "chatId", "upToSeq" FROM "ChatPurge" ORDER BY "deletedAt", "ownerId", "chatId"`),
       purgeBatch: prepare(
         `DELETE FROM "Message" WHERE "seq" IN
            (SELECT "seq" FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" <= ? ORDER BY "seq" LIMIT ${PURGE_BATCH})`,
@@ -266,16 +265,18 @@ export class SqliteChatStatements {
     return this.removeChat.immediate(chatId, ownerId, timestamp());
   }
 
-  /** The oldest pending purge, if any. */
-  nextPurge(): { ownerId: string; chatId: string; upToSeq: number } | undefined {
-    return this.statements.pendingPurge.get();
+  /** The pending purges, oldest first. */
+  pendingPurges(): PendingPurge[] {
+    return this.statements.pendingPurges.all();
   }
 
-  /** Removes up to PURGE_BATCH messages of the purge; when none were left, ends it. @returns how many were removed. */
-  purgeBatch(purge: { ownerId: string; chatId: string; upToSeq: number }): number {
-    const removed = this.statements.purgeBatch.run(purge.ownerId, purge.chatId, purge.upToSeq).changes;
-    if (removed === 0) this.statements.purgeDone.run(purge.ownerId, purge.chatId, purge.upToSeq);
-    return removed;
+  /** Removes up to PURGE_BATCH messages of the purge. @returns how many were removed. */
+  removePurgeBatch(purge: PendingPurge): number {
+    return this.statements.purgeBatch.run(purge.ownerId, purge.chatId, purge.upToSeq).changes;
+  }
+
+  finishPurge(purge: PendingPurge): void {
+    this.statements.purgeDone.run(purge.ownerId, purge.chatId, purge.upToSeq);
   }
 
   ping(): void {

@@ -1,7 +1,7 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ChatCursor, ChatStore, FinishedReply, NewTurn } from '../chat/ports';
 import type { DatabaseFile } from './database-file';
 import type { DatabaseOwnerLock } from './database-owner-lock';
+import { DeletedChatPurge } from './deleted-chat-purge';
 import { waitForLock } from './lock-wait';
 import type { SqliteChatStatements } from './sqlite-chat-statements';
 import type { SqliteLeaseStatements } from './sqlite-lease-statements';
@@ -25,11 +25,16 @@ export interface SqliteChatStoreParts {
  * event loop free between batches.
  */
 export class SqliteChatStore implements ChatStore {
-  private purging: Promise<number> | undefined;
-  private purgeAgain = false;
-  private closed = false;
+  private readonly purge: DeletedChatPurge;
 
-  constructor(private readonly parts: SqliteChatStoreParts) {}
+  constructor(private readonly parts: SqliteChatStoreParts) {
+    const { statements } = parts;
+    this.purge = new DeletedChatPurge({
+      pending: () => this.wait(() => statements.pendingPurges()),
+      removeBatch: (purge) => this.wait(() => statements.removePurgeBatch(purge)),
+      finish: (purge) => this.wait(() => statements.finishPurge(purge)),
+    });
+  }
 
   loadRecent(chatId: string, ownerId: string, limit: number) {
     return this.wait(() => this.parts.statements.loadRecent(chatId, ownerId, limit));
@@ -86,24 +91,8 @@ export class SqliteChatStore implements ChatStore {
     return deleted;
   }
 
-  /** One purge runs at a time; a call during it makes it look again for work once it ends. */
-  purgeDeletedChats(): Promise<number> {
-    if (this.purging) {
-      this.purgeAgain = true;
-      return this.purging;
-    }
-    const run = async () => {
-      let removed = 0;
-      do {
-        this.purgeAgain = false;
-        removed += await this.purgeAll();
-      } while (this.purgeAgain && !this.closed);
-      return removed;
-    };
-    this.purging = run().finally(() => {
-      this.purging = undefined;
-    });
-    return this.purging;
+  purgeDeletedChats() {
+    return this.purge.run();
   }
 
   async ping() {
@@ -112,27 +101,9 @@ export class SqliteChatStore implements ChatStore {
   }
 
   async close() {
-    this.closed = true;
-    await this.purging?.catch(() => undefined);
+    await this.purge.stop();
     await this.parts.closeConnection();
     this.parts.ownerLock?.release();
-  }
-
-  private async purgeAll(): Promise<number> {
-    const { statements } = this.parts;
-    let removed = 0;
-    for (let purge = statements.nextPurge(); purge && !this.closed; purge = statements.nextPurge()) {
-      for (;;) {
-        // Requests and streams run before each batch (the first too, which would otherwise run
-        // in the tick of the DELETE that started the purge): a chat of any size never holds the
-        // loop for more than one batch.
-        await nextTurn();
-        const batch = await this.wait(() => statements.purgeBatch(purge!));
-        removed += batch;
-        if (batch === 0 || this.closed) break;
-      }
-    }
-    return removed;
   }
 
   private wait<T>(operation: () => T | Promise<T>): Promise<T> {
