@@ -374,7 +374,7 @@ describe('the server process across stops', () => {
   }, 30_000);
 });
 
-// Not a process test: the window it needs (a turn still reading its history when SIGTERM comes)
+// Not a process test: the window it needs (a turn still opening, reading its history, when SIGTERM comes)
 // lasts a millisecond in a real process, so it is held open here with a gated store.
 describe('ChatService.shutdown and a turn that is still being prepared', () => {
   // A turn accepted just before shutdown has no generation yet while it reads its history;
@@ -389,10 +389,10 @@ describe('ChatService.shutdown and a turn that is still being prepared', () => {
       const historyRequested = new Promise<void>((resolve) => (loading = resolve));
       const historyReleased = new Promise<void>((resolve) => (release = resolve));
       const store: ChatStore = Object.create(service.store) as ChatStore;
-      store.loadRecent = async (chatId, ownerId, limit) => {
+      store.openTurn = async (opening) => {
         loading();
         await historyReleased;
-        return service.store.loadRecent(chatId, ownerId, limit);
+        return service.store.openTurn(opening);
       };
       const chat = new ChatService({
         store,

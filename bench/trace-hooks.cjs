@@ -50,8 +50,7 @@ Module._load = function (request, ...rest) {
   if (request.endsWith('/chat-service')) wrap(exports.ChatService?.prototype, 'startTurn', 'turn set-up');
   for (const [file, store] of [['/sqlite-chat-store', 'SqliteChatStore'], ['/postgresql-chat-store', 'PostgresqlChatStore']]) {
     if (!request.endsWith(file)) continue;
-    wrap(exports[store]?.prototype, 'loadRecent', 'history read');
-    wrap(exports[store]?.prototype, 'beginTurn', 'turn written');
+    wrap(exports[store]?.prototype, 'openTurn', 'history read and turn written');
   }
   if (request.endsWith('/openai-provider')) {
     for (const value of Object.values(exports)) wrap(value?.prototype, 'openStream', 'upstream stream opened (SDK + fetch)');

@@ -1,7 +1,8 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { getPath, postChat, userTurn } from '../support/chat-client';
 import { azureErrors, startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { parseParts } from '../support/sse';
+import { describeEachEngine } from '../support/test-engines';
 import { startTestService, type TestService } from '../support/test-service';
 
 let upstream: FakeUpstream;
@@ -114,6 +115,84 @@ describe('context within a token budget', () => {
     expect(exchange.status).toBe(400);
     expect(exchange.json().error.code).toBe('context_length_exceeded');
     expect(upstream.requests).toHaveLength(3);
+  });
+});
+
+/*
+ * The chat's own prompt is read in the same store call that writes the turn, which writes only
+ * when the prompt has no more UTF-8 bytes than the tokens left for it; past that, the prompt is
+ * counted exactly before the turn is written, or refused with nothing written.
+ */
+describeEachEngine(() => {
+  describe("a chat's stored prompt and the budget", () => {
+    let tight: TestService;
+
+    beforeEach(async () => {
+      tight = await startTestService({ upstream, configToml: '[chat]\nmax_context_tokens = 1100\nreserve_output_tokens = 1050\n' });
+    });
+
+    afterEach(async () => {
+      await tight.close();
+    });
+
+    async function chatWithPrompt(prompt: string): Promise<string> {
+      const chatId = randomUUID();
+      expect((await send(chatId, 'Hi', 'Hello.', 'Be brief.', tight)).status).toBe(200);
+      const patched = await fetch(`${tight.url}/api/chats/${chatId}`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ systemPrompt: prompt }),
+      });
+      expect(patched.status).toBe(200);
+      return chatId;
+    }
+
+    const rowsOf = (chatId: string) => tight.query('SELECT "role", "content", "status" FROM "Message" WHERE "chatId" = ? ORDER BY "seq"', chatId);
+
+    test('too long for what the new message leaves: 400 context_too_long with the exact count, nothing written', async () => {
+      const chatId = await chatWithPrompt(FIFTY_XS);
+      const before = await rowsOf(chatId);
+      const summary = (await getPath(tight.url, `/api/chats/${chatId}`)).json();
+
+      const exchange = await postChat(tight.url, userTurn(chatId, 'Last question?'));
+
+      expect(exchange.status).toBe(400);
+      // The prompt 50 + 4, the message 3 + 4, and 3.
+      expect(exchange.json()).toEqual({
+        error: {
+          code: 'context_too_long',
+          message: "The new message is too long for the model's context window.",
+          details: { promptTokens: 64, maxPromptTokens: 50 },
+        },
+      });
+      expect(upstream.requests).toHaveLength(1);
+      expect(await rowsOf(chatId)).toEqual(before);
+      expect((await getPath(tight.url, `/api/chats/${chatId}`)).json()).toEqual(summary);
+    });
+
+    test('more bytes than tokens left, yet fitting once counted: the turn goes on with it', async () => {
+      // Ten tokens in 40 bytes; the new message leaves 50 - 7 - 3 - 4 = 36 tokens for it.
+      const prompt = ' the'.repeat(10);
+      const chatId = await chatWithPrompt(prompt);
+
+      const exchange = await send(chatId, 'Last question?', 'Answer.', undefined, tight);
+
+      expect(exchange.status).toBe(200);
+      expect(upstream.requests.at(-1)!.body.messages).toEqual([
+        { role: 'system', content: prompt },
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello.' },
+        { role: 'user', content: 'Last question?' },
+      ]);
+      expect(await rowsOf(chatId)).toEqual([
+        { role: 'user', content: 'Hi', status: 'completed' },
+        { role: 'assistant', content: 'Hello.', status: 'completed' },
+        { role: 'user', content: 'Last question?', status: 'completed' },
+        { role: 'assistant', content: 'Answer.', status: 'completed' },
+      ]);
+      const [reply] = await tight.query('SELECT "systemPromptHash" FROM "Message" WHERE "chatId" = ? AND "content" = ?', chatId, 'Answer.');
+      expect(reply).toEqual({ systemPromptHash: createHash('sha256').update(prompt).digest('hex') });
+    });
   });
 });
 

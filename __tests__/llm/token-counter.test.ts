@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { createTokenCounter, inferContextWindow, inferEncoding } from '../../src/llm/token-counter';
 
 describe('inferEncoding', () => {
@@ -62,5 +63,21 @@ describe('createTokenCounter', () => {
     expect(counter.messageTokens({ role: 'user', content: 'Hello, world!' })).toBe(8);
     expect(counter.messageTokens({ role: 'assistant', content: 'ignored' }, 10)).toBe(14);
     expect(counter.replyPriming).toBe(3);
+  });
+});
+
+describe('tokens and bytes', () => {
+  // The chat service writes a turn before it has counted the chat's stored prompt when the prompt
+  // has no more UTF-8 bytes than the tokens left for it: that needs every text to count at most
+  // as many tokens as it has bytes (byte-level BPE: each token stands for one byte or more).
+  test.each(['o200k_base', 'cl100k_base'] as const)('%s never counts more tokens than a text has UTF-8 bytes', (encoding) => {
+    const counter = createTokenCounter(encoding);
+    const property = fc.property(fc.string({ maxLength: 200, unit: fc.constantFrom('grapheme', 'binary', 'grapheme-ascii') }), (text) => {
+      expect(counter.count(text)).toBeLessThanOrEqual(Buffer.byteLength(text));
+    });
+    fc.assert(property, { numRuns: 300 });
+    for (const text of ['🚀🚀🚀', '\u0301\u0301\u0301', '中文字符测试', ' '.repeat(50), '\n\n\n', 'ａｂｃ', '\u{10FFFF}']) {
+      expect(counter.count(text)).toBeLessThanOrEqual(Buffer.byteLength(text));
+    }
   });
 });

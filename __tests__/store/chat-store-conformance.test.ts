@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { Client } from 'pg';
 import type { ApiKeyRecord, KeyStore } from '../../src/auth/api-keys';
 import { PROJECT_ROOT } from '../../src/build-service';
-import type { ChatMessage, ChatStore, ChatSummary, FinishedReply, NewTurn, Role, StoredMessage } from '../../src/chat/ports';
+import type { ChatMessage, ChatStore, ChatSummary, FinishedReply, NewTurn, Role, StoredMessage, TurnOpening } from '../../src/chat/ports';
 import { AppError } from '../../src/errors/app-error';
 import { openStore, type OpenedStore } from '../../src/store/open-store';
 import { describePostgres } from '../support/postgres-database';
@@ -424,6 +424,100 @@ function storeConformance(engine: Engine): void {
       expect(await shared.store.updateChat(chatId, ownerId, {})).toMatchObject({ chatId, title: 'Chosen title', systemPrompt: 'From the turn.' });
       expect(await shared.store.updateChat(randomUUID(), ownerId, { title: 'Nobody' })).toBeNull();
       await expect(shared.store.setGeneratedTitle(randomUUID(), ownerId, 'Nobody')).resolves.toBeUndefined();
+    });
+  });
+
+  describe('opening a turn with its history', () => {
+    const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+    /** newTurn as openTurn takes it: the store hashes the prompt in force. */
+    function opening(turn: NewTurn, read: { defaultPrompt?: string; historyLimit?: number; maxPromptBytes?: number | null } = {}): TurnOpening {
+      const { systemPromptHash: _hash, ...reply } = turn.reply;
+      return { ...turn, reply, defaultPrompt: read.defaultPrompt ?? 'The default.', historyLimit: read.historyLimit ?? 10, maxPromptBytes: read.maxPromptBytes ?? null };
+    }
+
+    test('a new chat: nothing before it, the turn written, the reply hashed with the default prompt', async () => {
+      const ownerId = owner();
+      const chatId = randomUUID();
+      const turn = newTurn(chatId, ownerId, instance('a'), { messages: ['First'] });
+      expect(await shared.store.openTurn(opening(turn))).toEqual({ stored: true, before: null });
+      expect(await shared.store.loadRecent(chatId, ownerId, 10)).toEqual({
+        systemPrompt: null,
+        messageCount: 2,
+        messages: [storedMessage('First'), { ...storedReply(turn.reply.id, { streaming: '' }), systemPromptHash: sha256('The default.') }],
+      });
+    });
+
+    test('an existing chat: the history as it was before the turn (never the new rows), newest `historyLimit` of it, and the count', async () => {
+      const ownerId = owner();
+      const chatId = randomUUID();
+      const self = instance('a');
+      const first = newTurn(chatId, ownerId, self, { messages: ['m1'], systemPrompt: 'Kept prompt.' });
+      await shared.store.beginTurn(first);
+      await shared.store.finishReply(first.reply.id, FINISHED);
+      const second = newTurn(chatId, ownerId, self, { messages: ['m2'] });
+      const opened = await shared.store.openTurn(opening(second, { historyLimit: 1 }));
+      expect(opened).toEqual({ stored: true, before: { systemPrompt: 'Kept prompt.', messageCount: 2, messages: [storedReply(first.reply.id, FINISHED)] } });
+      // The chat's own prompt was in force.
+      const [reply] = await shared.rows.all(`SELECT "systemPromptHash" FROM "Message" WHERE "id" = $1`, [second.reply.id]);
+      expect(reply).toEqual({ systemPromptHash: sha256('Kept prompt.') });
+
+      const third = newTurn(chatId, ownerId, self, { messages: ['m3'], systemPrompt: 'New prompt.' });
+      await shared.store.finishReply(second.reply.id, FINISHED);
+      const again = await shared.store.openTurn(opening(third, { historyLimit: 0 }));
+      expect(again).toEqual({ stored: true, before: { systemPrompt: 'Kept prompt.', messageCount: 4, messages: [] } });
+      expect((await shared.store.loadRecent(chatId, ownerId, 10))?.messages.map((message) => [message.content, message.systemPromptHash])).toEqual([
+        ['m1', null],
+        ['The whole answer.', PROMPT_HASH],
+        ['m2', null],
+        ['The whole answer.', sha256('Kept prompt.')],
+        ['m3', null],
+        ['', sha256('New prompt.')],
+      ]);
+    });
+
+    test('a prompt in force over the byte bound: nothing written, the history read; the bound counts UTF-8 bytes', async () => {
+      const ownerId = owner();
+      const chatId = randomUUID();
+      const self = instance('a');
+      const prompt = 'Ünïcode prompt'; // 14 characters, 16 bytes
+      const first = newTurn(chatId, ownerId, self, { messages: ['m1'], systemPrompt: prompt });
+      await shared.store.beginTurn(first);
+      await shared.store.finishReply(first.reply.id, FINISHED);
+      const before = await shared.store.loadRecent(chatId, ownerId, 10);
+      const summary = await shared.store.getChat(chatId, ownerId);
+
+      const refused = newTurn(chatId, ownerId, self, { messages: ['m2'] });
+      expect(await shared.store.openTurn(opening(refused, { maxPromptBytes: 15 }))).toEqual({ stored: false, before });
+      expect(await shared.store.loadRecent(chatId, ownerId, 10)).toEqual(before);
+      expect(await shared.store.getChat(chatId, ownerId)).toEqual(summary);
+      expect(await messageRows(shared.rows, ownerId, chatId)).toBe(2);
+
+      // A chat with no prompt is bound by the default; a new chat too.
+      const fresh = newTurn(randomUUID(), ownerId, self);
+      expect(await shared.store.openTurn(opening(fresh, { defaultPrompt: 'x'.repeat(10), maxPromptBytes: 9 }))).toEqual({ stored: false, before: null });
+      expect(await shared.store.getChat(fresh.chatId, ownerId)).toBeNull();
+      // A negative bound refuses even an empty prompt.
+      expect((await shared.store.openTurn(opening(fresh, { defaultPrompt: '', maxPromptBytes: -1 }))).stored).toBe(false);
+
+      const allowed = newTurn(chatId, ownerId, self, { messages: ['m2'] });
+      expect((await shared.store.openTurn(opening(allowed, { maxPromptBytes: 16 }))).stored).toBe(true);
+      // The turn's own prompt is the one in force, whatever the chat's.
+      const own = newTurn(chatId, ownerId, self, { messages: ['m3'], systemPrompt: 'Short.' });
+      await shared.store.finishReply(allowed.reply.id, FINISHED);
+      expect((await shared.store.openTurn(opening(own, { maxPromptBytes: 6 }))).stored).toBe(true);
+      expect((await shared.store.loadRecent(chatId, ownerId, 10))?.systemPrompt).toBe('Short.');
+    });
+
+    test('another instance streaming on the chat: generation_in_progress, nothing written; over the bound, the bound answers first', async () => {
+      const ownerId = owner();
+      const chatId = randomUUID();
+      await shared.store.beginTurn(newTurn(chatId, ownerId, instance('a'), { systemPrompt: 'A long enough prompt.' }));
+      const before = await shared.store.loadRecent(chatId, ownerId, 10);
+      const [, other] = await shared.instances(2);
+      const blocked = newTurn(chatId, ownerId, instance('b'));
+      await expectAppError(other!.store.openTurn(opening(blocked)), 'generation_in_progress');
+      expect(await other!.store.openTurn(opening(blocked, { maxPromptBytes: 3 }))).toEqual({ stored: false, before });
+      expect(await shared.store.loadRecent(chatId, ownerId, 10)).toEqual(before);
     });
   });
 

@@ -1,10 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { abortCauseOf } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
 import { buildContext, historyWindow, type Context } from './build-context';
 import { Generation } from './generation';
-import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, StoredMessage, TokenCounter } from './ports';
+import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, RecentHistory, StoredMessage, TokenCounter } from './ports';
 import { generateTitle, titleFromMessage } from './titles';
 
 export interface ChatServiceOptions {
@@ -103,25 +103,13 @@ export class ChatService {
     const startedAt = Date.now();
     let replyOpened = false;
     try {
-      const turn = await this.prepareTurn(request);
-      const context = this.plan(turn, this.options.maxConversationPairs);
-      const generation = this.createGeneration(request, turn, context, startedAt, log);
+      const generation = this.createGeneration(request, startedAt, log);
       this.generations.set(key, generation);
       if (this.stopping) generation.abort('shutdown');
-      await this.options.store.beginTurn({
-        chatId,
-        ownerId,
-        systemPrompt: turn.requestPrompt,
-        title: turn.title,
-        messages: turn.newMessages.map((message, index) => ({ ...message, tokenCount: turn.newTokenCounts[index]! })),
-        reply: {
-          id: generation.messageId,
-          model: this.options.provider.model,
-          systemPromptHash: sha256(turn.systemPrompt),
-          instanceId: this.options.instanceId,
-        },
-      });
+      const turn = await this.openTurn(request, generation.messageId);
       replyOpened = true;
+      const context = this.plan(turn, this.options.maxConversationPairs);
+      generation.describeContext(describeContext(context, turn));
       const events = await this.openStream(generation, turn, context, clientSignal, log);
       void generation.run(events).finally(() => this.release(request));
       if (this.options.generateTitles && turn.storedCount === 0) this.titleAfterReply(generation, request, turn, log);
@@ -147,28 +135,65 @@ export class ChatService {
     else this.turnsByOwner.delete(ownerId);
   }
 
-  private async prepareTurn(request: TurnRequest): Promise<PreparedTurn> {
-    const { store, counter } = this.options;
-    const stored = await store.loadRecent(request.chatId, request.ownerId, historyWindow(this.options.maxConversationPairs));
+  /**
+   * Stores the turn and reads the history before it, in one call to the store: on a database
+   * server, one round trip between the request and the upstream request instead of two. A turn
+   * whose system prompt and new messages cannot fit the context window is refused before anything
+   * is written, although the chat's prompt is only known once read: the store writes only under a
+   * bound on the prompt's UTF-8 bytes that guarantees a fit (the tokenizers are byte-level BPE,
+   * so a text never has more tokens than bytes). A longer prompt (rare) costs a second call, made
+   * only once the exact count says it fits.
+   * @throws AppError context_too_long (nothing written), generation_in_progress.
+   */
+  private async openTurn(request: TurnRequest, replyId: string): Promise<PreparedTurn> {
+    const { store, counter, maxPromptTokens, defaultSystemPrompt } = this.options;
     const newMessages = request.messages.filter((message) => message.role !== 'system');
     // The latest system message of the request becomes the chat's prompt.
     const requestPrompt = request.messages.findLast((message) => message.role === 'system')?.content;
-    return {
-      systemPrompt: requestPrompt ?? stored?.systemPrompt ?? this.options.defaultSystemPrompt,
+    const newTokenCounts = newMessages.map((message) => counter.count(message.content));
+    const title = titleFromMessage((newMessages.find((message) => message.role === 'user') ?? newMessages[0]!).content);
+    const turn = (before: RecentHistory | null): PreparedTurn => ({
+      systemPrompt: requestPrompt ?? before?.systemPrompt ?? defaultSystemPrompt,
       requestPrompt,
-      title: titleFromMessage((newMessages.find((message) => message.role === 'user') ?? newMessages[0]!).content),
-      history: stored?.messages ?? [],
+      title,
+      history: before?.messages ?? [],
       newMessages,
-      newTokenCounts: newMessages.map((message) => counter.count(message.content)),
-      storedCount: stored?.messageCount ?? 0,
+      newTokenCounts,
+      storedCount: before?.messageCount ?? 0,
+    });
+    // What the prompt may use: the window less the new messages, the reply's priming and the system
+    // message's own framing.
+    const promptRoom =
+      maxPromptTokens -
+      newMessages.reduce((sum, message, index) => sum + counter.messageTokens(message, newTokenCounts[index]), 0) -
+      counter.replyPriming -
+      counter.messageTokens({ role: 'system', content: '' }, 0);
+    // A prompt in the request is known now: checked exactly before anything is written.
+    if (requestPrompt !== undefined) this.plan(turn(null), 0);
+    const opening = {
+      chatId: request.chatId,
+      ownerId: request.ownerId,
+      systemPrompt: requestPrompt,
+      title,
+      messages: newMessages.map((message, index) => ({ ...message, tokenCount: newTokenCounts[index]! })),
+      reply: { id: replyId, model: this.options.provider.model, instanceId: this.options.instanceId },
+      defaultPrompt: defaultSystemPrompt,
+      historyLimit: historyWindow(this.options.maxConversationPairs),
     };
+    const first = await store.openTurn({ ...opening, maxPromptBytes: requestPrompt === undefined ? promptRoom : null });
+    if (first.stored) return turn(first.before);
+    // The chat's prompt is long: count it, and store the turn only if it fits.
+    this.plan(turn(first.before), 0);
+    const second = await store.openTurn({ ...opening, maxPromptBytes: null });
+    return turn(second.before);
   }
 
   private plan(turn: PreparedTurn, maxPairs: number): Context {
     return buildContext({ ...turn, maxPairs, maxPromptTokens: this.options.maxPromptTokens, counter: this.options.counter });
   }
 
-  private createGeneration(request: TurnRequest, turn: PreparedTurn, context: Context, startedAt: number, log: Logger): Generation {
+  /** The turn's generation, before its context is known (described once it is). */
+  private createGeneration(request: TurnRequest, startedAt: number, log: Logger): Generation {
     const messageId = randomUUID();
     return new Generation({
       chatId: request.chatId,
@@ -182,7 +207,8 @@ export class ChatService {
       model: this.options.provider.model,
       startedAt,
       counter: this.options.counter,
-      context: describeContext(context, turn),
+      // Replaced once the turn's history is read.
+      context: { contextMessages: 0, droppedMessages: 0, promptTokensEstimate: 0 },
     });
   }
 
@@ -309,10 +335,6 @@ function failedBeforeStart(generation: Generation): FinishedReply {
 /** Chat ids are a namespace per owner: a chat is known by both. */
 function chatKey(ownerId: string, chatId: string): string {
   return `${ownerId} ${chatId}`;
-}
-
-function sha256(text: string): string {
-  return createHash('sha256').update(text).digest('hex');
 }
 
 async function* noEvents(): AsyncGenerator<LlmEvent> {}

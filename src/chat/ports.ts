@@ -89,6 +89,32 @@ export interface NewTurn {
   reply: { id: string; model: string; systemPromptHash: string; instanceId: string };
 }
 
+/** A chat's prompt, message count and newest messages (oldest first), as loadRecent reads them. */
+export interface RecentHistory {
+  systemPrompt: string | null;
+  messageCount: number;
+  messages: StoredMessage[];
+}
+
+/** A turn opened together with the read of the chat's history (ChatStore.openTurn). */
+export interface TurnOpening extends Omit<NewTurn, 'reply'> {
+  /** The reply's row; its systemPromptHash is that of the prompt in force, worked out by the store. */
+  reply: Omit<NewTurn['reply'], 'systemPromptHash'>;
+  /** The prompt in force when neither the turn nor the chat carries one. */
+  defaultPrompt: string;
+  /** How many of the chat's newest messages to read. */
+  historyLimit: number;
+  /** Nothing is written when the prompt in force is longer than this many UTF-8 bytes; null: no bound. */
+  maxPromptBytes: number | null;
+}
+
+export interface OpenedTurn {
+  /** False when the prompt in force was over `maxPromptBytes`: nothing was written. */
+  stored: boolean;
+  /** The chat just before the turn (the new rows are not in it); null when it did not exist. */
+  before: RecentHistory | null;
+}
+
 /**
  * Chats are a namespace per owner: every call that names a chat names its owner too, and another
  * owner's chat with the same id is a different chat, as unknown here as one that does not exist.
@@ -99,11 +125,7 @@ export interface NewTurn {
  */
 export interface ChatStore {
   /** The chat's prompt, message count and newest `limit` messages, oldest first; null if the owner has no such chat. */
-  loadRecent(
-    chatId: string,
-    ownerId: string,
-    limit: number,
-  ): Promise<{ systemPrompt: string | null; messageCount: number; messages: StoredMessage[] } | null>;
+  loadRecent(chatId: string, ownerId: string, limit: number): Promise<RecentHistory | null>;
   /**
    * Creates the chat if new, stores the prompt and the new messages, and opens the reply as
    * `streaming`, in one transaction. The chat keeps its message count and its newest reply.
@@ -115,6 +137,14 @@ export interface ChatStore {
    * starts a second turn on a chat it is generating for): it is marked `interrupted` and the turn goes on.
    */
   beginTurn(turn: NewTurn): Promise<void>;
+  /**
+   * Reads the chat as loadRecent would, then begins the turn as beginTurn does, in one step (one
+   * round trip to a database server), so that the history a context is built from costs no wait
+   * of its own. The bound on the prompt lets the caller refuse a turn whose prompt cannot fit the
+   * model's context before anything is written, without knowing the chat's prompt in advance.
+   * @throws AppError generation_in_progress, as beginTurn (never when `stored` would be false).
+   */
+  openTurn(turn: TurnOpening): Promise<OpenedTurn>;
   /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. One attempt. */
   saveProgress(messageId: string, content: string): Promise<void>;
   /** Records how a reply ended, in one attempt; false when its row is gone. */

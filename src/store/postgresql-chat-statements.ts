@@ -16,8 +16,18 @@ const VISIBLE_ABOVE = `GREATEST(c."baseSeq", COALESCE((SELECT MAX(p."upToSeq") F
 /**
  * $1 ownerId, $2 chatId, $3 title, $4 systemPrompt, $5 whether the turn sets the prompt, $6 now,
  * $7 reply id, $8 reply instanceId, then the turn's rows as arrays, in order: $9 id, $10 role,
- * $11 content, $12 status, $13 tokenCount, $14 model, $15 systemPromptHash, $16 instanceId.
- * Returns one row, `stored`: 1 when the turn was written, 0 when the chat is busy (nothing written).
+ * $11 content, $12 status, $13 tokenCount, $14 model, $15 systemPromptHash (the reply's null: the
+ * SHA-256 of the prompt in force), $16 instanceId; then $17 the prompt of a chat that has none,
+ * $18 the most UTF-8 bytes the prompt in force may have for the turn to be written (null: no
+ * bound), $19 how many of the chat's newest messages to read.
+ *
+ * Returns the chat as it was before the turn, as LOAD_RECENT does (its head on every row, its
+ * messages newest first, or one row of nulls), every row also carrying `chatExists`, `allowed`
+ * (the prompt was within its bound) and `stored` (1 when the turn was written; 0 when not allowed
+ * or the chat is busy: nothing was written). The read costs no round trip of its own, and it is
+ * never of the turn's own rows: every part of the statement sees one snapshot, taken before its
+ * writes. (Sent beside the write on a second connection instead, the read made the turn's start
+ * slower on the benchmark machine, not faster: two backends woken at once on two cores.)
  *
  * Race safety, under READ COMMITTED: the busy decision is ON CONFLICT's WHERE, which PostgreSQL
  * evaluates on the Chat row's latest committed version after locking it, so a turn that committed
@@ -31,13 +41,21 @@ const VISIBLE_ABOVE = `GREATEST(c."baseSeq", COALESCE((SELECT MAX(p."upToSeq") F
  * reply of its own instance. When the upsert went through on EXISTS, that reply was visible in the
  * snapshot, so the snapshot's `lastReplyId` is the latest one (only a turn changes it, to a new id).
  */
-export const BEGIN_TURN = `WITH previous AS (
-  SELECT "lastReplyId" FROM "Chat" WHERE "ownerId" = $1 AND "id" = $2 AND "lastReplyStatus" = 'streaming'
+export const BEGIN_TURN = `WITH existing AS (
+  SELECT "ownerId", "id", "systemPrompt", "messageCount", "baseSeq", "lastReplyId", "lastReplyStatus"
+  FROM "Chat" WHERE "ownerId" = $1 AND "id" = $2
+), prompt AS (
+  SELECT COALESCE(CASE WHEN $5::boolean THEN $4::text END, (SELECT "systemPrompt" FROM existing), $17::text) AS "text"
+), allowed AS (
+  SELECT $18::int IS NULL OR octet_length("text") <= $18::int AS "ok" FROM prompt
+), previous AS (
+  SELECT "lastReplyId" FROM existing WHERE "lastReplyStatus" = 'streaming'
 ), chat AS (
   INSERT INTO "Chat" AS c ("id", "ownerId", "title", "titleSource", "systemPrompt", "createdAt", "updatedAt",
     "messageCount", "lastReplyId", "lastReplyStatus", "baseSeq")
-  VALUES ($2, $1, $3, 'auto', $4, $6, $6, cardinality($9::text[]), $7, 'streaming',
-    (SELECT COALESCE(MAX("upToSeq"), 0) FROM "ChatPurge" WHERE "ownerId" = $1 AND "chatId" = $2))
+  SELECT $2, $1, $3, 'auto', $4, $6, $6, cardinality($9::text[]), $7, 'streaming',
+    (SELECT COALESCE(MAX("upToSeq"), 0) FROM "ChatPurge" WHERE "ownerId" = $1 AND "chatId" = $2)
+  WHERE (SELECT "ok" FROM allowed)
   ON CONFLICT ("ownerId", "id") DO UPDATE SET
     "messageCount" = c."messageCount" + excluded."messageCount",
     "lastReplyId" = excluded."lastReplyId",
@@ -56,15 +74,24 @@ export const BEGIN_TURN = `WITH previous AS (
 ), inserted AS (
   INSERT INTO "Message" ("id", "ownerId", "chatId", "role", "content", "status", "tokenCount", "usageEstimated",
     "model", "systemPromptHash", "instanceId", "createdAt", "updatedAt")
-  SELECT row."id", $1, $2, row."role", row."content", row."status", row."tokenCount", false,
-    row."model", row."systemPromptHash", row."instanceId", $6, $6
+  SELECT row."id", $1, $2, row."role", row."content", row."status", row."tokenCount", false, row."model",
+    COALESCE(row."systemPromptHash", CASE WHEN row."id" = $7 THEN encode(sha256(convert_to((SELECT "text" FROM prompt), 'UTF8')), 'hex') END),
+    row."instanceId", $6, $6
   FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[], $15::text[], $16::text[])
     WITH ORDINALITY AS row("id", "role", "content", "status", "tokenCount", "model", "systemPromptHash", "instanceId", "position")
   WHERE EXISTS (SELECT 1 FROM chat)
   -- seq follows the turn's order: it is drawn as the sorted rows are inserted.
   ORDER BY row."position"
 )
-SELECT (SELECT count(*) FROM chat)::int AS "stored"`;
+SELECT (SELECT "ok" FROM allowed) AS "allowed", (SELECT count(*) FROM chat)::int AS "stored",
+  c."id" IS NOT NULL AS "chatExists", c."systemPrompt" AS "chatSystemPrompt", c."messageCount" AS "chatMessageCount", m.*
+FROM (SELECT 1) AS one
+LEFT JOIN existing c ON true
+LEFT JOIN LATERAL (
+  SELECT ${MESSAGE_COLUMNS} FROM "Message"
+  WHERE "ownerId" = c."ownerId" AND "chatId" = c."id" AND "seq" > ${VISIBLE_ABOVE}
+  ORDER BY "seq" DESC LIMIT $19::int
+) m ON true`;
 
 /** $1 messageId, $2 content, $3 now. */
 export const SAVE_PROGRESS = `UPDATE "Message" SET "content" = $2, "updatedAt" = $3 WHERE "id" = $1 AND "status" = 'streaming'`;

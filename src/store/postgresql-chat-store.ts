@@ -1,4 +1,4 @@
-import type { ChatCursor, ChatStore, ChatSummary, FinishedReply, NewTurn } from '../chat/ports';
+import type { ChatCursor, ChatStore, ChatSummary, FinishedReply, NewTurn, OpenedTurn, RecentHistory, TurnOpening } from '../chat/ports';
 import { AppError } from '../errors/app-error';
 import type { DeletedChatPurge } from './deleted-chat-purge';
 import * as statements from './postgresql-chat-statements';
@@ -12,6 +12,7 @@ export interface PostgresqlChatStoreParts {
 }
 
 type RecentRow = MessageRow & { chatSystemPrompt: string | null; chatMessageCount: number };
+type TurnRow = RecentRow & { allowed: boolean; stored: number; chatExists: boolean };
 
 /**
  * The chat store on PostgreSQL. Every call is one statement (listMessages: two), run through the
@@ -26,20 +27,23 @@ export class PostgresqlChatStore implements ChatStore {
 
   async loadRecent(chatId: string, ownerId: string, limit: number) {
     const rows = await this.sql.rows<RecentRow>(statements.LOAD_RECENT, ownerId, chatId, limit);
-    const [head] = rows;
-    if (!head) return null;
-    const messages = rows.filter((row) => row.id !== null).reverse();
-    return {
-      systemPrompt: head.chatSystemPrompt,
-      messageCount: Number(head.chatMessageCount),
-      messages: messages.map(({ chatSystemPrompt: _prompt, chatMessageCount: _count, ...row }) => toStoredMessage(row)),
-    };
+    return rows.length === 0 ? null : recentHistory(rows);
   }
 
   async beginTurn(turn: NewTurn) {
-    const rows = turnMessageRows(turn);
+    const { reply, ...rest } = turn;
+    await this.write({ ...rest, reply, defaultPrompt: '', historyLimit: 0, maxPromptBytes: null }, reply.systemPromptHash);
+  }
+
+  openTurn(turn: TurnOpening) {
+    return this.write(turn, null);
+  }
+
+  /** BEGIN_TURN: with `systemPromptHash` null the statement hashes the prompt in force and applies the bound. */
+  private async write(turn: TurnOpening, systemPromptHash: string | null): Promise<OpenedTurn> {
+    const rows = turnMessageRows(turn, systemPromptHash);
     const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((row) => row[key]);
-    const [result] = await this.sql.rows<{ stored: number }>(
+    const read = await this.sql.rows<TurnRow>(
       statements.BEGIN_TURN,
       turn.ownerId,
       turn.chatId,
@@ -57,8 +61,15 @@ export class PostgresqlChatStore implements ChatStore {
       column('model'),
       column('systemPromptHash'),
       column('instanceId'),
+      turn.defaultPrompt,
+      turn.maxPromptBytes,
+      turn.historyLimit,
     );
-    if (result?.stored !== 1) throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
+    const [head] = read;
+    const before = head?.chatExists ? recentHistory(read.map(({ allowed: _allowed, stored: _stored, chatExists: _exists, ...row }) => row)) : null;
+    if (!head?.allowed) return { stored: false, before };
+    if (head.stored !== 1) throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
+    return { stored: true, before };
   }
 
   async saveProgress(messageId: string, content: string) {
@@ -171,4 +182,17 @@ export class PostgresqlChatStore implements ChatStore {
     await this.parts.purge.stop();
     await this.sql.close();
   }
+}
+
+/** LOAD_RECENT's rows (the chat's head on each, and its messages newest first, or one row of nulls) as a history. */
+function recentHistory(rows: RecentRow[]): RecentHistory {
+  const [head] = rows;
+  return {
+    systemPrompt: head!.chatSystemPrompt,
+    messageCount: Number(head!.chatMessageCount),
+    messages: rows
+      .filter((row) => row.id !== null)
+      .reverse()
+      .map(({ chatSystemPrompt: _prompt, chatMessageCount: _count, ...row }) => toStoredMessage(row)),
+  };
 }

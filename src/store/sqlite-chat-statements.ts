@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { ChatCursor, FinishedReply, NewTurn } from '../chat/ports';
+import { createHash } from 'node:crypto';
+import type { ChatCursor, FinishedReply, NewTurn, OpenedTurn, TurnOpening } from '../chat/ports';
 import { AppError } from '../errors/app-error';
 import type { PendingPurge } from './deleted-chat-purge';
 import {
@@ -25,6 +26,9 @@ interface ChatHead {
   messageCount: number;
   baseSeq: number;
 }
+
+/** A turn as the write transaction takes it: a given prompt hash, or one worked out from the prompt in force. */
+type TurnWrite = Omit<TurnOpening, 'reply'> & { reply: TurnOpening['reply']; systemPromptHash: string | undefined };
 
 interface LastReply {
   lastReplyId: string | null;
@@ -154,16 +158,30 @@ export class SqliteChatStatements {
       }
       return s.newest.all(ownerId, chatId, head.baseSeq, beforeSeq, limit + 1);
     });
-    this.writeTurn = database.transaction((turn: NewTurn, now: string) => {
+    this.writeTurn = database.transaction((turn: TurnWrite, now: string): OpenedTurn => {
       const { chatId, ownerId, systemPrompt, title, reply } = turn;
+      const head = s.head.get(ownerId, chatId);
+      const before = head
+        ? {
+            systemPrompt: head.systemPrompt,
+            messageCount: head.messageCount,
+            messages: turn.historyLimit > 0 ? s.newest.all(ownerId, chatId, head.baseSeq, Number.MAX_SAFE_INTEGER, turn.historyLimit).reverse().map(toStoredMessage) : [],
+          }
+        : null;
+      let promptHash = turn.systemPromptHash;
+      if (promptHash === undefined) {
+        const prompt = systemPrompt ?? head?.systemPrompt ?? turn.defaultPrompt;
+        if (turn.maxPromptBytes !== null && Buffer.byteLength(prompt) > turn.maxPromptBytes) return { stored: false, before };
+        promptHash = sha256(prompt);
+      }
       const last = s.lastReply.get(ownerId, chatId);
       if (last?.lastReplyStatus === 'streaming' && last.lastReplyId) {
         if (last.instanceId !== reply.instanceId) throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
         // This instance's own reply, which its process no longer runs (see ChatStore.beginTurn).
         s.interruptOne.run(now, last.lastReplyId);
       }
-      const rows = turnMessageRows(turn);
-      const baseSeq = last ? 0 : s.purgedUpTo.get(ownerId, chatId)!.upToSeq;
+      const rows = turnMessageRows(turn, promptHash);
+      const baseSeq = head ? 0 : s.purgedUpTo.get(ownerId, chatId)!.upToSeq;
       s.upsertChat.run({
         chatId,
         ownerId,
@@ -176,6 +194,7 @@ export class SqliteChatStatements {
         baseSeq,
       });
       for (const row of rows) s.insertMessage.run({ ...row, now });
+      return { stored: true, before };
     });
     this.writeFinish = database.transaction((messageId: string, reply: FinishedReply, now: string) => {
       const columns = finishedReplyColumns(reply);
@@ -205,9 +224,19 @@ export class SqliteChatStatements {
 
   /** @throws AppError generation_in_progress when another instance's reply of the chat is streaming. */
   beginTurn(turn: NewTurn): void {
+    const { reply, ...rest } = turn;
+    this.write({ ...rest, reply, systemPromptHash: reply.systemPromptHash, defaultPrompt: '', historyLimit: 0, maxPromptBytes: null });
+  }
+
+  /** Reads the chat and begins the turn in one transaction (see ChatStore.openTurn). */
+  openTurn(turn: TurnOpening): OpenedTurn {
+    return this.write({ ...turn, systemPromptHash: undefined });
+  }
+
+  private write(turn: TurnWrite): OpenedTurn {
     // IMMEDIATE takes the write lock first: a deferred transaction that read first could find the
     // lock taken after its read, and then no wait would help.
-    this.writeTurn.immediate(turn, timestamp());
+    return this.writeTurn.immediate(turn, timestamp());
   }
 
   saveProgress(messageId: string, content: string): void {
@@ -291,4 +320,8 @@ export function timestamp(): string {
 
 export function sqliteTime(date: Date): string {
   return date.toISOString().replace('Z', '+00:00');
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }

@@ -1,4 +1,4 @@
-import type { ChatCursor, ChatStore, FinishedReply, NewTurn } from '../chat/ports';
+import type { ChatCursor, ChatStore, FinishedReply, NewTurn, TurnOpening } from '../chat/ports';
 import type { DatabaseFile } from './database-file';
 import type { DatabaseOwnerLock } from './database-owner-lock';
 import { DeletedChatPurge } from './deleted-chat-purge';
@@ -42,6 +42,10 @@ export class SqliteChatStore implements ChatStore {
 
   beginTurn(turn: NewTurn) {
     return this.wait(() => this.parts.statements.beginTurn(turn));
+  }
+
+  openTurn(turn: TurnOpening) {
+    return this.wait(() => this.parts.statements.openTurn(turn));
   }
 
   async saveProgress(messageId: string, content: string) {

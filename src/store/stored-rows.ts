@@ -32,8 +32,14 @@ export interface ChatRow {
   lastReplyStatus: string | null;
 }
 
-/** One row to insert for each message of a turn, in order: the new messages, then the reply, opened `streaming`. */
-export function turnMessageRows(turn: NewTurn) {
+/** What a turn writes, whoever worked out its reply's prompt hash. */
+export type TurnRows = Omit<NewTurn, 'reply'> & { reply: Omit<NewTurn['reply'], 'systemPromptHash'> };
+
+/**
+ * One row to insert for each message of a turn, in order: the new messages, then the reply, opened
+ * `streaming` with `systemPromptHash` (null: the statement works it out).
+ */
+export function turnMessageRows(turn: TurnRows, systemPromptHash: string | null) {
   const { ownerId, chatId, reply } = turn;
   const rows = turn.messages.map((message) => ({
     id: randomUUID() as string,
@@ -56,7 +62,7 @@ export function turnMessageRows(turn: NewTurn) {
     status: 'streaming',
     tokenCount: null,
     model: reply.model,
-    systemPromptHash: reply.systemPromptHash,
+    systemPromptHash,
     instanceId: reply.instanceId,
   });
   return rows;
