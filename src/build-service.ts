@@ -45,6 +45,10 @@ export async function buildService(options: { config: Config; providerSettings: 
     migrate: config.database.migrate_on_start,
     poolSize: config.database.pool_size,
     statementTimeoutMs: config.database.statement_timeout_ms,
+    onKeyCacheState: (serving, reason) =>
+      serving
+        ? logger.info({ reason }, 'API keys are cached: checks need no query')
+        : logger.warn({ reason }, 'API keys are no longer cached: each check queries the database'),
   });
   const instanceId = instanceIdentity(config.cluster.instance_id, config.server.port);
   // Where the data lives, named once: the engine and the file or host:port/database, never a password.

@@ -8,6 +8,7 @@ import { ensurePostgresqlDatabase } from './ensure-postgresql-database';
 import { migratePostgresql, pendingPostgresqlMigrations } from './migrate-postgresql';
 import type { OpenedStore } from './open-store';
 import { PostgresqlChatStore } from './postgresql-chat-store';
+import { PostgresqlKeyCache } from './postgresql-key-cache';
 import { PostgresqlKeyStore } from './postgresql-key-store';
 import { PostgresqlSql } from './postgresql-sql';
 
@@ -15,14 +16,24 @@ export interface OpenPostgresqlStoreOptions {
   /** A libpq-style URL, passed to `pg` as it is: its parameters (sslmode, sslrootcert, application_name, options…) apply. */
   databaseUrl: string;
   migrationsDir: string;
-  /** Unused on PostgreSQL: instances share the server, and leases tell their replies apart. */
+  /** A serving process: it keeps the keys it has read (PostgresqlKeyCache). Instances share the server; leases tell their replies apart. */
   owner: boolean;
+  /** How often the key cache checks that notices of key changes still arrive (default 5 s). */
+  keyCacheProbeMs?: number;
+  /** Told when the key cache starts or stops serving. */
+  onKeyCacheState?: (serving: boolean, reason: string) => void;
   /** Apply pending migrations (default); false: refuse a database that has any. */
   migrate?: boolean;
   poolSize: number;
   /** Longest a statement may run; 0 = no limit. */
   statementTimeoutMs: number;
 }
+
+/**
+ * How often the key cache proves that it still hears key changes; a silent loss of notices (a
+ * connection cut without a reset) keeps a revoked key usable at most about twice this long.
+ */
+const KEY_CACHE_PROBE_MS = 5_000;
 
 /** How long getting a connection may take, so that an unreachable host fails a call rather than hanging it. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -49,9 +60,21 @@ export async function openPostgresqlStore(options: OpenPostgresqlStoreOptions): 
     ...(options.statementTimeoutMs > 0 ? { statement_timeout: options.statementTimeoutMs } : {}),
   });
   const sql = new PostgresqlSql(await new PrismaPg(pool, { disposeExternalPool: true, statementNameGenerator: statementName }).connect());
+  // A tool's connection is short-lived and checks no keys: only a serving process keeps them.
+  const keyCache = options.owner
+    ? new PostgresqlKeyCache({
+        connectionString,
+        notify: async (channel, payload) => {
+          await sql.execute('SELECT pg_notify($1, $2)', channel, payload);
+        },
+        probeIntervalMs: options.keyCacheProbeMs ?? KEY_CACHE_PROBE_MS,
+        onState: options.onKeyCacheState,
+      })
+    : undefined;
+  keyCache?.start();
   return {
-    store: new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(postgresqlPurgeSteps(sql)) }),
-    keys: new PostgresqlKeyStore(sql),
+    store: new PostgresqlChatStore({ sql, purge: new DeletedChatPurge(postgresqlPurgeSteps(sql)), keyCache }),
+    keys: new PostgresqlKeyStore(sql, keyCache),
     appliedMigrations,
     describe: { engine: 'postgresql', database, ...(created ? { created } : {}) },
   };

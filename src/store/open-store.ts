@@ -18,8 +18,12 @@ export interface OpenStoreSettings {
   prismaDir: string;
   /** SQLite: how long a call waits, on timers, for a lock another process holds. */
   lockWaitMs: number;
-  /** A serving process (not a tool such as the keys CLI). SQLite: it takes the owner lock. */
+  /** A serving process (not a tool such as the keys CLI). SQLite: it takes the owner lock; PostgreSQL: it keeps the keys it reads. */
   owner: boolean;
+  /** PostgreSQL: how often the key cache checks that it still hears key changes (default 5 s). */
+  keyCacheProbeMs?: number;
+  /** PostgreSQL: told when the key cache starts or stops serving. */
+  onKeyCacheState?: (serving: boolean, reason: string) => void;
   /** Apply pending migrations (default); false: refuse a database that has any. */
   migrate?: boolean;
   /** PostgreSQL: connections in the pool. */

@@ -1,6 +1,7 @@
 import type { ChatCursor, ChatStore, ChatSummary, FinishedReply, NewTurn, OpenedTurn, RecentHistory, TurnOpening } from '../chat/ports';
 import { AppError } from '../errors/app-error';
 import type { DeletedChatPurge } from './deleted-chat-purge';
+import type { PostgresqlKeyCache } from './postgresql-key-cache';
 import * as statements from './postgresql-chat-statements';
 import type { PostgresqlSql } from './postgresql-sql';
 import { finishedReplyColumns, toChatSummary, toStoredMessage, turnMessageRows, type ChatRow, type MessageRow } from './stored-rows';
@@ -9,6 +10,8 @@ export interface PostgresqlChatStoreParts {
   sql: PostgresqlSql;
   /** Started by deleteChat, stopped by close. */
   purge: DeletedChatPurge;
+  /** The key store's cache of a serving process, which probes through the pool: stopped by close, before the pool. */
+  keyCache?: PostgresqlKeyCache;
 }
 
 type RecentRow = MessageRow & { chatSystemPrompt: string | null; chatMessageCount: number };
@@ -180,6 +183,7 @@ export class PostgresqlChatStore implements ChatStore {
 
   async close() {
     await this.parts.purge.stop();
+    await this.parts.keyCache?.stop();
     await this.sql.close();
   }
 }

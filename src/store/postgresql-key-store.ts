@@ -1,4 +1,5 @@
 import type { ApiKeyRecord, KeyStore } from '../auth/api-keys';
+import type { PostgresqlKeyCache } from './postgresql-key-cache';
 import type { PostgresqlSql } from './postgresql-sql';
 
 const KEY_COLUMNS = `"id", "name", "prefix", "hash", "createdAt", "revokedAt"`;
@@ -16,9 +17,12 @@ interface KeyRow extends NewKey {
   revokedAt: string | null;
 }
 
-/** API keys on PostgreSQL. */
+/** API keys on PostgreSQL; a serving process keeps the keys it has read in `cache`. */
 export class PostgresqlKeyStore implements KeyStore {
-  constructor(private readonly sql: PostgresqlSql) {}
+  constructor(
+    private readonly sql: PostgresqlSql,
+    private readonly cache?: PostgresqlKeyCache,
+  ) {}
 
   async insertKey(record: NewKey): Promise<ApiKeyRecord> {
     const [row] = await this.sql.rows<KeyRow>(
@@ -29,11 +33,13 @@ export class PostgresqlKeyStore implements KeyStore {
       record.hash,
       new Date(),
     );
+    this.cache?.forget(record.prefix);
     return toKey(row!);
   }
 
-  async findKeysByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
-    return (await this.sql.rows<KeyRow>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" WHERE "prefix" = $1`, prefix)).map(toKey);
+  findKeysByPrefix(prefix: string): Promise<ApiKeyRecord[]> {
+    const read = async () => (await this.sql.rows<KeyRow>(`SELECT ${KEY_COLUMNS} FROM "ApiKey" WHERE "prefix" = $1`, prefix)).map(toKey);
+    return this.cache ? this.cache.lookup(prefix, read) : read();
   }
 
   async listKeys(): Promise<ApiKeyRecord[]> {
@@ -47,7 +53,9 @@ export class PostgresqlKeyStore implements KeyStore {
       id,
       new Date(),
     );
-    return row ? toKey(row) : null;
+    if (!row) return null;
+    this.cache?.forget(row.prefix);
+    return toKey(row);
   }
 
   /**
