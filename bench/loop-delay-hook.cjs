@@ -5,7 +5,8 @@
  * - maxMs: the longest delay of the timer, i.e. the longest time the loop was held by anything (a
  *   synchronous statement, a JSON.stringify, a GC pause), the 1 ms interval included;
  * - statementMs: the longest single SQLite statement run on this thread (better-sqlite3's `run`,
- *   `get` and `all`, the BEGIN and COMMIT of its transactions included): what the 10 ms bound is about;
+ *   `get` and `all`, the BEGIN and COMMIT of its transactions included): what the 10 ms bound is
+ *   about; statementSql: its SQL;
  * - gcMs: the longest garbage-collection pause.
  */
 const path = require('node:path');
@@ -17,6 +18,8 @@ const histogram = monitorEventLoopDelay({ resolution: 1 });
 histogram.enable();
 
 let statementMs = 0;
+/** The SQL of the longest statement, so that the report can name it. */
+let statementSql = '';
 let gcMs = 0;
 
 try {
@@ -31,7 +34,11 @@ try {
       try {
         return original.apply(this, args);
       } finally {
-        statementMs = Math.max(statementMs, performance.now() - started);
+        const took = performance.now() - started;
+        if (took > statementMs) {
+          statementMs = took;
+          statementSql = this.source;
+        }
       }
     };
   }
@@ -45,10 +52,11 @@ new PerformanceObserver((list) => {
 
 if (isMainThread) {
   process.on('SIGUSR2', () => {
-    const line = { maxMs: histogram.max / 1e6, p99Ms: histogram.percentile(99) / 1e6, samples: histogram.count, statementMs, gcMs };
+    const line = { maxMs: histogram.max / 1e6, p99Ms: histogram.percentile(99) / 1e6, samples: histogram.count, statementMs, statementSql, gcMs };
     appendFileSync(process.env.LOOP_DELAY_OUT, `${JSON.stringify(line)}\n`);
     histogram.reset();
     statementMs = 0;
+    statementSql = '';
     gcMs = 0;
   });
 }

@@ -19,6 +19,8 @@ export interface PhaseResult {
   loopBlockMs: number | null;
   /** The longest single SQLite statement on the service's event loop (0 on PostgreSQL). */
   statementMs: number | null;
+  /** That statement's SQL ('' when none). */
+  statementSql: string;
   /** The longest garbage-collection pause. */
   gcMs: number | null;
 }
@@ -27,6 +29,7 @@ export interface PhaseResult {
 export interface LoopReading {
   blockMs: number;
   statementMs: number;
+  statementSql: string;
   gcMs: number;
 }
 
@@ -59,8 +62,8 @@ export class LoopDelay {
     for (let waited = 0; waited < 5000; waited += 10) {
       const now = lines();
       if (now.length > before) {
-        const line = JSON.parse(now.at(-1)!) as { maxMs: number; statementMs: number; gcMs: number };
-        return { blockMs: Math.max(0, line.maxMs - 1), statementMs: line.statementMs, gcMs: line.gcMs };
+        const line = JSON.parse(now.at(-1)!) as { maxMs: number; statementMs: number; statementSql?: string; gcMs: number };
+        return { blockMs: Math.max(0, line.maxMs - 1), statementMs: line.statementMs, statementSql: line.statementSql ?? '', gcMs: line.gcMs };
       }
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -75,7 +78,14 @@ export async function timed(request: string, loop: LoopDelay, once: (run: number
   const runsMs: number[] = [];
   for (let run = WARMUP; run < WARMUP + RUNS; run++) runsMs.push(await once(run));
   const reading = await loop.take();
-  return { request, runsMs, loopBlockMs: reading?.blockMs ?? null, statementMs: reading?.statementMs ?? null, gcMs: reading?.gcMs ?? null };
+  return {
+    request,
+    runsMs,
+    loopBlockMs: reading?.blockMs ?? null,
+    statementMs: reading?.statementMs ?? null,
+    statementSql: reading?.statementSql ?? '',
+    gcMs: reading?.gcMs ?? null,
+  };
 }
 
 /** The cursor of the page that starts after `depth` chats, following the pages from the first. */
@@ -104,6 +114,7 @@ export async function deletes(
   const purgeMs: number[] = [];
   let loopBlockMs: number | null = 0;
   let statementMs: number | null = 0;
+  let statementSql = '';
   let gcMs: number | null = 0;
   for (let run = 0; run <= DELETES; run++) {
     const [chatId] = await seeder.insertChats({ ownerId, count: 1, pairs: BIG_CHAT_PAIRS, firstAt: new Date(), stepMs: 0 });
@@ -122,11 +133,12 @@ export async function deletes(
     responseMs.push(ms);
     purgeMs.push(purgedMs);
     loopBlockMs = worse(loopBlockMs, reading?.blockMs ?? null);
+    if (reading && statementMs !== null && reading.statementMs > statementMs) statementSql = reading.statementSql;
     statementMs = worse(statementMs, reading?.statementMs ?? null);
     gcMs = worse(gcMs, reading?.gcMs ?? null);
   }
   return {
-    response: { request: `DELETE /api/chats/:chatId (${2 * BIG_CHAT_PAIRS} messages): response`, runsMs: responseMs, loopBlockMs, statementMs, gcMs },
-    purge: { request: `… then until its ${2 * BIG_CHAT_PAIRS} messages are purged (from the DELETE sent)`, runsMs: purgeMs, loopBlockMs, statementMs, gcMs },
+    response: { request: `DELETE /api/chats/:chatId (${2 * BIG_CHAT_PAIRS} messages): response`, runsMs: responseMs, loopBlockMs, statementMs, statementSql, gcMs },
+    purge: { request: `… then until its ${2 * BIG_CHAT_PAIRS} messages are purged (from the DELETE sent)`, runsMs: purgeMs, loopBlockMs, statementMs, statementSql, gcMs },
   };
 }

@@ -82,7 +82,7 @@ function failures(engine: EngineName, comparisons: Comparison[]): string[] {
       lines.push(`- ${engine}: ${request}: ${ms(median(large.runsMs))} ms at 1 M messages against ${ms(median(empty.runsMs))} ms empty, ${ratio.toFixed(2)}× (limit ${MAX_RATIO}×).`);
     }
     if (engine === 'SQLite' && !request.startsWith('…') && large.statementMs !== null && large.statementMs > MAX_BLOCK_MS) {
-      lines.push(`- ${engine}: during ${request}: a statement held the event loop ${ms(large.statementMs)} ms at 1 M messages (limit ${MAX_BLOCK_MS} ms, ${ms(large.statementMs - MAX_BLOCK_MS)} ms over).`);
+      lines.push(`- ${engine}: during ${request}: a statement held the event loop ${ms(large.statementMs)} ms at 1 M messages (limit ${MAX_BLOCK_MS} ms, ${ms(large.statementMs - MAX_BLOCK_MS)} ms over): \`${large.statementSql.replace(/\s+/g, ' ').trim()}\`.`);
     }
   }
   return lines;

@@ -5,8 +5,8 @@ import { ConfigError } from '../config/config-error';
 import { DatabaseFile } from './database-file';
 import { DatabaseOwnerLock } from './database-owner-lock';
 import { migrateSqlite, pendingSqliteMigrations } from './migrate-sqlite';
-import { SqliteChatStatements } from './sqlite-chat-statements';
-import { SqliteCheckpointer } from './sqlite-checkpointer';
+import { PURGE_BATCH_SQL, SqliteChatStatements } from './sqlite-chat-statements';
+import { SqliteWorkerThread } from './sqlite-worker-thread';
 import { SqliteChatStore } from './sqlite-chat-store';
 import { SqliteKeyStatements } from './sqlite-key-statements';
 import { SqliteKeyStore } from './sqlite-key-store';
@@ -49,11 +49,11 @@ export async function openSqliteStore(
     // WAL is stored in the file by the migrator; synchronous is per connection. NORMAL is safe
     // under WAL (a power cut can lose the last commits, never corrupt) and much faster than FULL.
     database.pragma('synchronous = NORMAL');
-    // A server checkpoints on a thread of its own (sqlite-checkpointer.ts), never inside a commit.
-    let checkpointer: SqliteCheckpointer | undefined;
+    // A server checkpoints and purges on a thread of its own (sqlite-worker-thread.ts), never inside a commit.
+    let worker: SqliteWorkerThread | undefined;
     if (ownerLock) {
       database.pragma('wal_autocheckpoint = 0');
-      checkpointer = SqliteCheckpointer.start(databasePath, CHECKPOINT_INTERVAL_MS);
+      worker = SqliteWorkerThread.start(databasePath, { intervalMs: CHECKPOINT_INTERVAL_MS, purgeBatchSql: PURGE_BATCH_SQL });
     }
     const { lockWaitMs } = options;
     const leases = new SqliteLeaseStatements(database);
@@ -64,10 +64,11 @@ export async function openSqliteStore(
       file: new DatabaseFile(databasePath),
       lockWaitMs,
       closeConnection: async () => {
-        await checkpointer?.stop();
+        await worker?.stop();
         database.close();
       },
       ownerLock,
+      worker,
     });
     return { store, keys: new SqliteKeyStore(new SqliteKeyStatements(database), lockWaitMs), appliedMigrations, databasePath };
   } catch (error) {

@@ -15,11 +15,15 @@ import {
 } from './stored-rows';
 
 /**
- * Messages removed per statement when a deleted chat is purged: a few milliseconds each. Each
- * message touches a random leaf of the id index, which a large file no longer keeps in SQLite's
- * page cache: 500 took up to 8.6 ms with a million messages (bench/scale-results.md).
+ * Messages removed per statement when a deleted chat is purged. A batch holds the write lock while
+ * it runs, and the turns' writes wait for it: a few milliseconds each (each message touches a random
+ * leaf of the id index, which a large file no longer keeps in SQLite's page cache).
  */
-export const PURGE_BATCH = 200;
+export const PURGE_BATCH = 100;
+
+/** Removes up to PURGE_BATCH messages of a purge: ownerId, chatId, upToSeq. Run by a server's worker thread (sqlite-worker-thread.ts). */
+export const PURGE_BATCH_SQL = `DELETE FROM "Message" WHERE "seq" IN
+  (SELECT "seq" FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" <= ? ORDER BY "seq" LIMIT ${PURGE_BATCH})`;
 
 interface ChatHead {
   systemPrompt: string | null;
@@ -133,10 +137,7 @@ export class SqliteChatStatements {
          VALUES (?, ?, (SELECT COALESCE(MAX("seq"), 0) FROM "Message"), ?)`,
       ),
       pendingPurges: prepare<PendingPurge>(`SELECT "ownerId", "chatId", "upToSeq" FROM "ChatPurge" ORDER BY "deletedAt", "ownerId", "chatId"`),
-      purgeBatch: prepare(
-        `DELETE FROM "Message" WHERE "seq" IN
-           (SELECT "seq" FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" <= ? ORDER BY "seq" LIMIT ${PURGE_BATCH})`,
-      ),
+      purgeBatch: prepare(PURGE_BATCH_SQL),
       purgeDone: prepare(`DELETE FROM "ChatPurge" WHERE "ownerId" = ? AND "chatId" = ? AND "upToSeq" = ?`),
       ping: prepare(`SELECT 1 FROM "Chat" LIMIT 1`),
     };

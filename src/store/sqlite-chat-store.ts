@@ -5,6 +5,7 @@ import { DeletedChatPurge } from './deleted-chat-purge';
 import { waitForLock } from './lock-wait';
 import type { SqliteChatStatements } from './sqlite-chat-statements';
 import type { SqliteLeaseStatements } from './sqlite-lease-statements';
+import type { SqliteWorkerThread } from './sqlite-worker-thread';
 
 export interface SqliteChatStoreParts {
   statements: SqliteChatStatements;
@@ -16,13 +17,15 @@ export interface SqliteChatStoreParts {
   closeConnection: () => Promise<void>;
   /** Held by a serving process (not by the keys CLI); given up on close. */
   ownerLock?: DatabaseOwnerLock;
+  /** A serving process's worker thread, which runs the purge batches off the event loop. */
+  worker?: SqliteWorkerThread;
 }
 
 /**
  * The chat store on SQLite, on prepared statements. Every call waits for locks held by other
  * processes on timers (`waitForLock`), never inside SQLite, so another process can delay a
- * request but never the event loop; the purge of a deleted chat runs a batch at a time with the
- * event loop free between batches.
+ * request but never the event loop; the purge of a deleted chat runs a batch at a time, on a
+ * serving process's worker thread.
  */
 export class SqliteChatStore implements ChatStore {
   private readonly purge: DeletedChatPurge;
@@ -31,7 +34,7 @@ export class SqliteChatStore implements ChatStore {
     const { statements } = parts;
     this.purge = new DeletedChatPurge({
       pending: () => this.wait(() => statements.pendingPurges()),
-      removeBatch: (purge) => this.wait(() => statements.removePurgeBatch(purge)),
+      removeBatch: (purge) => parts.worker?.removePurgeBatch(purge) ?? this.wait(() => statements.removePurgeBatch(purge)),
       finish: (purge) => this.wait(() => statements.finishPurge(purge)),
     });
   }
