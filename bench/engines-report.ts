@@ -3,7 +3,8 @@ import type { ReportInput } from './report';
 import { CPU_HEADER, cpuRows, errorsCell, PER_TARGET_HEADER, perTargetRows } from './report-tables';
 import type { ScenarioOutcome } from './run-scenario';
 import { POSTGRESQL_SCENARIOS } from './scenarios';
-import { addedTtft, checkEngineTargets, cpuPerTurnUs, turnsScenario } from './targets';
+import type { SideBySide } from './engines-side-by-side';
+import { addedTtft, checkEngineTargets, cpuPerTurnUs, sideBySideAddedP50, turnsScenario } from './targets';
 
 const NOT_MEASURED = 'not measured';
 
@@ -49,7 +50,8 @@ export function renderEngines(input: ReportInput): string {
     table(['figure', 'SQLite', 'PostgreSQL'], FIGURES.map((figure, index) => [figure, sqlite[index]!, postgresql[index]!])),
     '',
   ];
-  const checks = input.postgresql ? checkEngineTargets(input.sqlite.outcomes, input.postgresql.outcomes) : [];
+  if (input.sideBySide) parts.push(...renderSideBySide(input.sideBySide));
+  const checks = input.postgresql ? checkEngineTargets(input.sqlite.outcomes, input.postgresql.outcomes, input.sideBySide) : [];
   parts.push(
     table(
       ['target', 'limit', 'measured', 'result'],
@@ -83,4 +85,24 @@ function backendsCpu(outcome: ScenarioOutcome, row: number): string {
   const rounds = outcome.rounds.filter((round) => round.target === 'service' && !round.warmup);
   if (rounds.some((round) => round.cpuMs.database === null)) return 'n/a';
   return (rounds.reduce((sum, round) => sum + round.cpuMs.database!, 0) / 1000).toFixed(2);
+}
+
+/** The side-by-side c=1 pass: both engines' services up at once, rounds interleaved with the upstream's. */
+function renderSideBySide(sideBySide: SideBySide): string[] {
+  const added = sideBySideAddedP50(sideBySide);
+  const row = (name: string, summary: SideBySide['direct'], addedP50: number | undefined) => [
+    name,
+    `${ms(summary.ttft?.p50 ?? Number.NaN)} / ${ms(summary.ttft?.p99 ?? Number.NaN)}`,
+    addedP50 === undefined ? '–' : `${ms(addedP50)} ms`,
+    String(summary.errors),
+  ];
+  return [
+    `**c=1, both engines side by side.** The comparison above ran one engine after the other; here a service on each engine runs at once and ${sideBySide.rounds} rounds of ${sideBySide.streamsPerRound} streams per target interleave with the upstream's (direct, SQLite, PostgreSQL, in a turning order), so that the machine's drift over a run skews both engines alike. The c=1 target below is checked on these figures.`,
+    '',
+    table(
+      ['target', 'TTFT p50 / p99 (ms)', 'added TTFT p50', 'errors'],
+      [row('direct', sideBySide.direct, undefined), row('SQLite', sideBySide.sqlite, added.sqlite), row('PostgreSQL', sideBySide.postgresql, added.postgresql)],
+    ),
+    '',
+  ];
 }

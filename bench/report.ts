@@ -1,6 +1,7 @@
 import { renderEngines } from './engines-report';
 import type { Machine } from './machine';
 import { isoSeconds, ms, table } from './markdown';
+import type { SideBySide } from './engines-side-by-side';
 import type { PostgresqlSettings } from './postgresql-server';
 import type { ScenarioOutcome } from './run-scenario';
 import { RAISED_LIMITS_TOML } from './service-process';
@@ -21,6 +22,8 @@ export interface ReportInput {
   sqlite: EngineRun;
   /** Absent when BENCH_DATABASE_URL was not set. */
   postgresql?: EngineRun;
+  /** c=1 on both engines at once, rounds interleaved; absent without PostgreSQL or c=1. */
+  sideBySide?: SideBySide;
   postgresqlSettings?: PostgresqlSettings;
   runSeconds: number;
   /** CPU-seconds used by other processes on the machine during the run; null when unknown. */

@@ -65,7 +65,7 @@ async function runRound(harness: Harness, spec: RoundSpec): Promise<RoundResult>
 }
 
 /** Runs one round and records the CPU and (for the service) RSS of the processes around it. */
-async function measuredRound(harness: Harness, scenario: Scenario, target: TargetKind, warmup: boolean): Promise<{ log: RoundLog; result: RoundResult }> {
+export async function measuredRound(harness: Harness, scenario: Scenario, target: TargetKind, warmup: boolean): Promise<{ log: RoundLog; result: RoundResult }> {
   const { service, upstream } = harness;
   const throughput = scenario.kind === 'throughput';
   const spec: RoundSpec = {
@@ -108,11 +108,16 @@ async function measuredRound(harness: Harness, scenario: Scenario, target: Targe
   return { log, result };
 }
 
+/** Makes the paced upstream answer every request with the scenario's script. */
+export async function setUpstreamScript(upstream: ChildProcess, scenario: Scenario): Promise<void> {
+  const scriptSet = nextMessage(upstream, isScriptSet, 10_000, 'setting the upstream script');
+  upstream.send({ type: 'script', script: scenario.script } satisfies ToUpstream);
+  await scriptSet;
+}
+
 /** Warm-up of each target, then `rounds` alternating measured rounds; returns the figures. */
 export async function runScenario(harness: Harness, scenario: Scenario, progress: (line: string) => void): Promise<ScenarioOutcome> {
-  const scriptSet = nextMessage(harness.upstream, isScriptSet, 10_000, 'setting the upstream script');
-  harness.upstream.send({ type: 'script', script: scenario.script } satisfies ToUpstream);
-  await scriptSet;
+  await setUpstreamScript(harness.upstream, scenario);
 
   const order: Array<[TargetKind, boolean]> = [['direct', true], ['service', true]];
   for (let round = 0; round < scenario.rounds; round++) order.push(['direct', false], ['service', false]);

@@ -21,6 +21,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { measureEnginesSideBySide, type SideBySide } from './engines-side-by-side';
 import { describeMachine } from './machine';
 import {
   createBenchDatabase,
@@ -84,11 +85,14 @@ async function main(): Promise<void> {
   if (scenarios.length === 0) throw new Error(`BENCH_SCENARIOS names none of: ${SCENARIOS.map((s) => s.name).join(', ')}`);
   const sqlite = await measureEngine(bench, 'SQLite', scenarios);
   let postgresql: EngineRun | undefined;
+  let sideBySide: SideBySide | undefined;
   if (serverUrl) {
     const onPostgresql = scenarios.filter((scenario) => POSTGRESQL_SCENARIOS.includes(scenario.name));
     const databaseUrl = await createBenchDatabase(serverUrl, 'run');
     postgresql = await measureEngine(bench, 'PostgreSQL', onPostgresql, { serverUrl, databaseUrl });
     await dropBenchDatabase(databaseUrl);
+    const c1 = scenarios.find((scenario) => scenario.name === 'c=1');
+    if (c1) sideBySide = await measureSideBySide(bench, c1, serverUrl);
   } else {
     progress('bench: BENCH_DATABASE_URL is not set: PostgreSQL is not measured');
   }
@@ -98,7 +102,7 @@ async function main(): Promise<void> {
   const otherCpuSeconds = cpuOfOthers(machineBusyAtStart, [upstream.pid, load.pid]);
   const analysisPath = path.join(__dirname, 'analysis.md');
   const analysis = existsSync(analysisPath) ? readFileSync(analysisPath, 'utf8') : undefined;
-  const markdown = renderReport({ date, machine: describeMachine(), sqlite, postgresql, postgresqlSettings, runSeconds, otherCpuSeconds, analysis });
+  const markdown = renderReport({ date, machine: describeMachine(), sqlite, postgresql, sideBySide, postgresqlSettings, runSeconds, otherCpuSeconds, analysis });
   const resultsPath = only ? path.join(TMP_DIR, 'results.md') : path.join(__dirname, 'results.md');
   writeFileSync(resultsPath, markdown);
   // The raw records of the last run (measured rounds), for a second look at any figure.
@@ -127,15 +131,7 @@ async function measureEngine(
   service = await startService(bench.runDir, fake, { name: engine.toLowerCase(), databaseUrl: postgresql?.databaseUrl });
   const databaseBackends = postgresql && (await DatabaseBackends.open(postgresql.serverUrl, databaseName(postgresql.databaseUrl)));
   try {
-    const targets: Record<TargetKind, TargetSpec> = {
-      direct: {
-        kind: 'direct',
-        port: Number(new URL(fake.url).port),
-        path: `/openai/deployments/${encodeURIComponent(fake.deployment)}/chat/completions?api-version=${API_VERSION}`,
-        headers: { 'api-key': fake.apiKey },
-      },
-      service: { kind: 'service', port: service.port, path: '/api/chat', headers: { authorization: `Bearer ${service.apiKey}` } },
-    };
+    const targets: Record<TargetKind, TargetSpec> = { direct: directTarget(fake), service: serviceTarget(service) };
     const serviceRssAtStartKiB = readRssKiB(service.pid);
     const outcomes: ScenarioOutcome[] = [];
     for (const scenario of scenarios) {
@@ -150,6 +146,43 @@ async function measureEngine(
     await databaseBackends?.close();
     // Its graceful exit is what writes a CPU profile (BENCH_CPU_PROF).
     await stopChild(service.child, process.env.BENCH_CPU_PROF ? 60_000 : 5000);
+  }
+}
+
+function directTarget(fake: Bench['fake']): TargetSpec {
+  return {
+    kind: 'direct',
+    port: Number(new URL(fake.url).port),
+    path: `/openai/deployments/${encodeURIComponent(fake.deployment)}/chat/completions?api-version=${API_VERSION}`,
+    headers: { 'api-key': fake.apiKey },
+  };
+}
+
+function serviceTarget(service: ServiceProcess): TargetSpec {
+  return { kind: 'service', port: service.port, path: '/api/chat', headers: { authorization: `Bearer ${service.apiKey}` } };
+}
+
+/** c=1 with a service on each engine up at once, rounds interleaved (see measureEnginesSideBySide). */
+async function measureSideBySide(bench: Bench, scenario: Scenario, serverUrl: string): Promise<SideBySide> {
+  progress('bench: both engines side by side: starting a service on each');
+  const databaseUrl = await createBenchDatabase(serverUrl, 'side');
+  const sqliteService = await startService(bench.runDir, bench.fake, { name: 'sqlite-side' });
+  const postgresqlService = await startService(bench.runDir, bench.fake, { name: 'postgresql-side', databaseUrl });
+  try {
+    return await measureEnginesSideBySide(
+      bench,
+      scenario,
+      { sqlite: sqliteService, postgresql: postgresqlService },
+      directTarget(bench.fake),
+      serviceTarget,
+      progress,
+    );
+  } finally {
+    for (const child of [sqliteService.child, postgresqlService.child]) {
+      stoppedServicesCpuMs += readCpuMs(child.pid!)?.total ?? 0;
+      await stopChild(child, 5000);
+    }
+    await dropBenchDatabase(databaseUrl);
   }
 }
 
