@@ -53,6 +53,22 @@ export interface Context {
 }
 
 /**
+ * Tokens of a prompt with no history: the system prompt (of `systemPromptTokens` content tokens,
+ * counted if not given), the new messages and the reply's priming.
+ */
+export function promptTokensWithoutHistory(
+  input: Pick<ContextInput, 'systemPrompt' | 'newMessages' | 'newTokenCounts' | 'counter'>,
+  systemPromptTokens?: number,
+): number {
+  const { counter, newMessages } = input;
+  return (
+    counter.messageTokens({ role: 'system', content: input.systemPrompt }, systemPromptTokens) +
+    newMessages.reduce((sum, message, index) => sum + counter.messageTokens(message, input.newTokenCounts[index]), 0) +
+    counter.replyPriming
+  );
+}
+
+/**
  * System prompt, then the newest whole pairs that fit both `maxPairs` and the token budget
  * (never split, never reordered; the first pair that does not fit ends the history), then the
  * new messages.
@@ -61,10 +77,7 @@ export interface Context {
 export function buildContext(input: ContextInput): Context {
   const { counter, newMessages } = input;
   const system: ChatMessage = { role: 'system', content: input.systemPrompt };
-  let promptTokens =
-    counter.messageTokens(system) +
-    newMessages.reduce((sum, message, index) => sum + counter.messageTokens(message, input.newTokenCounts[index]), 0) +
-    counter.replyPriming;
+  let promptTokens = promptTokensWithoutHistory(input);
   if (promptTokens > input.maxPromptTokens) {
     throw new AppError('context_too_long', 'The new message is too long for the model\'s context window.', {
       details: { promptTokens, maxPromptTokens: input.maxPromptTokens },

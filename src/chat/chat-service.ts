@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { abortCauseOf } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
-import { buildContext, historyWindow, type Context } from './build-context';
+import { buildContext, historyWindow, promptTokensWithoutHistory, type Context } from './build-context';
 import { Generation } from './generation';
 import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, RecentHistory, StoredMessage, TokenCounter } from './ports';
 import { generateTitle, titleFromMessage } from './titles';
@@ -161,13 +161,8 @@ export class ChatService {
       newTokenCounts,
       storedCount: before?.messageCount ?? 0,
     });
-    // What the prompt may use: the window less the new messages, the reply's priming and the system
-    // message's own framing.
-    const promptRoom =
-      maxPromptTokens -
-      newMessages.reduce((sum, message, index) => sum + counter.messageTokens(message, newTokenCounts[index]), 0) -
-      counter.replyPriming -
-      counter.messageTokens({ role: 'system', content: '' }, 0);
+    // What the system prompt's content may use: the budget less everything else of a prompt with no history.
+    const promptRoom = maxPromptTokens - promptTokensWithoutHistory({ systemPrompt: '', newMessages, newTokenCounts, counter }, 0);
     // A prompt in the request is known now: checked exactly before anything is written.
     if (requestPrompt !== undefined) this.plan(turn(null), 0);
     const opening = {

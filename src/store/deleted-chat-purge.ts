@@ -19,7 +19,8 @@ export interface PurgeSteps {
 
 /**
  * Removes the messages of deleted chats, a batch per statement, one purge at a time in this
- * process, the event loop turning before each batch (on SQLite a batch runs on it). Instances may
+ * process, the event loop turning before each batch (a serving process on SQLite runs the batches
+ * on its worker thread; without one they run on the loop). Instances may
  * purge the same chat at once: a batch deletes whatever is still there, and a chat is done when
  * a batch finds nothing (not when one finds fewer than asked: another instance may have taken
  * part of it).

@@ -34,7 +34,8 @@ interface ChatHead {
 /** A turn as the write transaction takes it: a given prompt hash, or one worked out from the prompt in force. */
 type TurnWrite = Omit<TurnOpening, 'reply'> & { reply: TurnOpening['reply']; systemPromptHash: string | undefined };
 
-interface LastReply {
+/** The chat row as a turn reads it: its head, and its newest reply with the instance that opened it. */
+interface TurnHead extends ChatHead {
   lastReplyId: string | null;
   lastReplyStatus: string | null;
   instanceId: string | null;
@@ -76,8 +77,9 @@ export class SqliteChatStatements {
         `SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? AND ("updatedAt", "id") < (?, ?)
          ORDER BY "updatedAt" DESC, "id" DESC LIMIT ?`,
       ),
-      lastReply: prepare<LastReply>(
-        `SELECT c."lastReplyId", c."lastReplyStatus", m."instanceId" FROM "Chat" c LEFT JOIN "Message" m ON m."id" = c."lastReplyId"
+      turnHead: prepare<TurnHead>(
+        `SELECT c."systemPrompt", c."messageCount", c."baseSeq", c."lastReplyId", c."lastReplyStatus", m."instanceId"
+         FROM "Chat" c LEFT JOIN "Message" m ON m."id" = c."lastReplyId"
          WHERE c."ownerId" = ? AND c."id" = ?`,
       ),
       purgedUpTo: prepare<{ upToSeq: number }>(
@@ -161,7 +163,7 @@ export class SqliteChatStatements {
     });
     this.writeTurn = database.transaction((turn: TurnWrite, now: string): OpenedTurn => {
       const { chatId, ownerId, systemPrompt, title, reply } = turn;
-      const head = s.head.get(ownerId, chatId);
+      const head = s.turnHead.get(ownerId, chatId);
       const before = head
         ? {
             systemPrompt: head.systemPrompt,
@@ -175,11 +177,10 @@ export class SqliteChatStatements {
         if (turn.maxPromptBytes !== null && Buffer.byteLength(prompt) > turn.maxPromptBytes) return { stored: false, before };
         promptHash = sha256(prompt);
       }
-      const last = s.lastReply.get(ownerId, chatId);
-      if (last?.lastReplyStatus === 'streaming' && last.lastReplyId) {
-        if (last.instanceId !== reply.instanceId) throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
+      if (head?.lastReplyStatus === 'streaming' && head.lastReplyId) {
+        if (head.instanceId !== reply.instanceId) throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
         // This instance's own reply, which its process no longer runs (see ChatStore.beginTurn).
-        s.interruptOne.run(now, last.lastReplyId);
+        s.interruptOne.run(now, head.lastReplyId);
       }
       const rows = turnMessageRows(turn, promptHash);
       const baseSeq = head ? 0 : s.purgedUpTo.get(ownerId, chatId)!.upToSeq;
