@@ -13,6 +13,8 @@ import { createProvider } from './llm/create-provider';
 import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
 import { InstanceLease, instanceIdentity } from './chat/instance-lease';
 import { openStore } from './store/open-store';
+import { RedisCluster } from './cluster/redis-cluster';
+import { redisRateLimitStore } from './cluster/redis-rate-limit-store';
 
 export interface Service {
   app: Express;
@@ -25,6 +27,8 @@ export interface Service {
   /** This instance's name and lease; stop the lease before closing the store. */
   instanceId: string;
   lease: InstanceLease;
+  /** Multi-instance mode (Redis); close it after the chat service's shutdown, before the lease. */
+  cluster: RedisCluster | undefined;
 }
 
 /** The project's root folder, where `config/` and `prisma/migrations/` live (from src/ or dist/). */
@@ -35,8 +39,14 @@ export const PROJECT_ROOT = path.resolve(__dirname, '..');
  * lease, the model provider, the chat service and the HTTP app. Used by `main.ts` and by tests, so
  * both run the same wiring.
  */
-export async function buildService(options: { config: Config; providerSettings: ProviderSettings; logger: Logger }): Promise<Service> {
-  const { config, providerSettings, logger } = options;
+export async function buildService(options: {
+  config: Config;
+  providerSettings: ProviderSettings;
+  logger: Logger;
+  /** This process's number among `[server] workers` (1, 2…); undefined: the only process. */
+  worker?: number;
+}): Promise<Service> {
+  const { config, providerSettings, logger, worker } = options;
   const { store, keys: keyStore, appliedMigrations, describe } = await openStore({
     databaseUrl: config.database.url,
     prismaDir: path.join(PROJECT_ROOT, 'prisma'),
@@ -50,7 +60,7 @@ export async function buildService(options: { config: Config; providerSettings: 
         ? logger.info({ reason }, 'API keys are cached: checks need no query')
         : logger.warn({ reason }, 'API keys are no longer cached: each check queries the database'),
   });
-  const instanceId = instanceIdentity(config.cluster.instance_id, config.server.port);
+  const instanceId = instanceIdentity(config.cluster.instance_id, config.server.port, worker);
   // Where the data lives, named once: the engine and the file or host:port/database, never a password.
   logger.info({ ...describe, instanceId, appliedMigrations }, 'database ready');
   const lease = new InstanceLease({ store, instanceId, leaseMs: config.cluster.lease_seconds * 1000, log: logger });
@@ -66,6 +76,17 @@ export async function buildService(options: { config: Config; providerSettings: 
   // Chats deleted just before a stop may still have messages to remove.
   void store.purgeDeletedChats().catch((error: unknown) => logger.warn({ err: error }, 'could not finish removing deleted chats; retried at the next start'));
   const provider = createProvider(providerSettings, config);
+  const cluster = config.cluster.redis_url
+    ? new RedisCluster({
+        url: config.cluster.redis_url,
+        prefix: config.cluster.redis_prefix,
+        instanceId,
+        leaseMs: config.cluster.lease_seconds * 1000,
+        // A cancelled reply is stored within its save retries; then the answer has to travel back.
+        cancelWaitMs: (config.database.reply_save_retry_seconds + 5) * 1000,
+        log: logger.child({ module: 'cluster' }),
+      })
+    : undefined;
   const window = contextWindow(config, provider.model);
   const chat = new ChatService({
     store,
@@ -83,11 +104,14 @@ export async function buildService(options: { config: Config; providerSettings: 
     resumeGraceMs: config.streaming.resume_grace_seconds * 1000,
     checkpointIntervalMs: config.streaming.checkpoint_interval_seconds * 1000,
     replySaveRetryMs: config.database.reply_save_retry_seconds * 1000,
+    cluster,
   });
+  cluster?.serve(chat);
   const conversations = new Conversations(store, chat);
   const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;
-  const app = createApp({ config, logger, keys, chat, conversations, store, provider });
-  return { app, chat, store, provider, keys, appliedMigrations, instanceId, lease };
+  const rateLimitStore = cluster && redisRateLimitStore(cluster.connection, config.cluster.redis_prefix);
+  const app = createApp({ config, logger, keys, chat, conversations, store, provider, cluster, rateLimitStore });
+  return { app, chat, store, provider, keys, appliedMigrations, instanceId, lease, cluster };
 }
 
 /** The model's context window, which must leave room for the prompt after the reserved reply. */

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { BlockList, isIP } from 'node:net';
@@ -6,11 +7,12 @@ import type { Logger } from 'pino';
 import type { ApiKeyRecord } from './auth/api-keys';
 import { buildService, PROJECT_ROOT } from './build-service';
 import { ConfigError } from './config/config-error';
-import { loadConfig } from './config/load-config';
+import { loadConfig, workerCount } from './config/load-config';
 import { resolveProvider } from './config/resolve-provider';
 import { createHttpServer } from './http/create-server';
 import { describeListenFailure } from './http/describe-listen-failure';
 import { createLogger } from './logging/create-logger';
+import { runWorkers, WORKER_NUMBER_VARIABLE } from './run-workers';
 
 /** The only module that reads the environment and listens. */
 async function main(): Promise<void> {
@@ -18,11 +20,18 @@ async function main(): Promise<void> {
   const environment = process.env;
   const config = loadConfig(path.join(PROJECT_ROOT, 'config', 'default.toml'), environment);
   const providerSettings = resolveProvider(config, environment);
-  const logger = createLogger(config.logging.level);
+  const workers = workerCount(config);
+  if (workers > 1 && cluster.isPrimary) {
+    runWorkers(workers, createLogger(config.logging.level).child({ role: 'primary' }));
+    return;
+  }
+  const worker = cluster.isWorker ? Number(environment[WORKER_NUMBER_VARIABLE]) : undefined;
+  const root = createLogger(config.logging.level);
+  const logger = worker === undefined ? root : root.child({ worker });
 
   // Owns the database once this returns: a start refused because another server owns it says
   // only that, with nothing logged before.
-  const { app, chat, store, provider, keys, lease } = await buildService({ config, providerSettings, logger });
+  const { app, chat, store, provider, keys, lease, cluster: shared } = await buildService({ config, providerSettings, logger, worker });
   if (providerSettings.kind === 'simulator') {
     logger.warn(
       'No model provider is configured: replies come from the built-in SIMULATOR. ' +
@@ -42,6 +51,7 @@ async function main(): Promise<void> {
     server.close();
     await chat.shutdown(config.streaming.shutdown_grace_seconds * 1000);
     server.closeAllConnections();
+    await shared?.close();
     await lease.stop();
     await store.close();
   });
@@ -50,6 +60,7 @@ async function main(): Promise<void> {
   } catch (error) {
     // A setting to change, not a bug: one line that says which, without a stack to bury it.
     process.stderr.write(`${describeListenFailure(error as NodeJS.ErrnoException, { host, port: config.server.port })}\n`);
+    await shared?.close();
     await lease.stop();
     await store.close();
     process.exit(1);

@@ -1,16 +1,16 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { PROJECT_ROOT } from '../../src/build-service';
 import { ConfigError } from '../../src/config/config-error';
 import type { Config } from '../../src/config/config-schema';
-import { loadConfig, type Environment } from '../../src/config/load-config';
+import { loadConfig, workerCount, type Environment } from '../../src/config/load-config';
 
 const DEFAULTS_PATH = path.join(PROJECT_ROOT, 'config', 'default.toml');
 
 /** config/default.toml, every setting in it. */
 const DEFAULT_CONFIG: Config = {
-  server: { port: 3000, body_limit: '1mb', cors_origins: [] },
+  server: { port: 3000, body_limit: '1mb', workers: 1, cors_origins: [] },
   auth: { enabled: true },
   limits: { requests_per_minute: 60, concurrent_streams: 4, max_messages_per_request: 50, max_message_characters: 100_000, max_open_streams: 0 },
   database: {
@@ -21,7 +21,7 @@ const DEFAULT_CONFIG: Config = {
     lock_wait_seconds: 5,
     reply_save_retry_seconds: 30,
   },
-  cluster: { instance_id: '', lease_seconds: 10 },
+  cluster: { instance_id: '', lease_seconds: 10, redis_url: '', redis_prefix: 'lss:' },
   chat: {
     max_conversation_pairs: 50,
     max_context_tokens: 0,
@@ -134,7 +134,7 @@ describe('loadConfig', () => {
     };
     expect(loadConfig(DEFAULTS_PATH, environment)).toEqual({
       ...DEFAULT_CONFIG,
-      server: { port: 4000, host: '127.0.0.1', body_limit: '1mb', cors_origins: [] },
+      server: { port: 4000, host: '127.0.0.1', body_limit: '1mb', workers: 1, cors_origins: [] },
       database: { ...DEFAULT_CONFIG.database, url: 'file:/tmp/from-environment.db' },
       openai: { ...DEFAULT_CONFIG.openai, model: 'llama3.2', api_version: '2025-01-01-preview' },
       logging: { level: 'debug', log_content: false },
@@ -143,7 +143,7 @@ describe('loadConfig', () => {
 
   test('trims the values of environment overrides', () => {
     const config = loadConfig(DEFAULTS_PATH, { PORT: ' 4000 ', HOST: ' 127.0.0.1\n', OPENAI_MODEL: '\tgpt-4o-mini ' });
-    expect(config.server).toEqual({ port: 4000, host: '127.0.0.1', body_limit: '1mb', cors_origins: [] });
+    expect(config.server).toEqual({ port: 4000, host: '127.0.0.1', body_limit: '1mb', workers: 1, cors_origins: [] });
     expect(config.openai.model).toBe('gpt-4o-mini');
   });
 
@@ -199,10 +199,43 @@ describe('loadConfig', () => {
     ['a pool_size of 0', '[database]\npool_size = 0', {}, '  - database.pool_size: Too small: expected number to be >=1'],
     ['a negative statement_timeout_ms', '[database]\nstatement_timeout_ms = -1', {}, '  - database.statement_timeout_ms: Too small: expected number to be >=0'],
     ['a migrate_on_start that is not a boolean', '[database]\nmigrate_on_start = "no"', {}, '  - database.migrate_on_start: Invalid input: expected boolean, received string'],
+    ['REDIS_URL that is not a Redis URL', '', { REDIS_URL: 'localhost:6379' }, '  - cluster.redis_url: expected a Redis URL such as "redis://localhost:6379"'],
+    [
+      'REDIS_URL on SQLite',
+      '',
+      { REDIS_URL: 'redis://127.0.0.1:6379' },
+      "  - cluster.redis_url (REDIS_URL): multi-instance mode needs a PostgreSQL database (DATABASE_URL=postgres://...); a SQLite file is one process's",
+    ],
+    [
+      'WORKERS above 1 without Redis',
+      '',
+      { WORKERS: '2', DATABASE_URL: 'postgres://db/chat' },
+      '  - server.workers (WORKERS): 2 workers need a PostgreSQL DATABASE_URL and REDIS_URL, which the workers share',
+    ],
+    [
+      'WORKERS above 1 on SQLite',
+      '',
+      { WORKERS: '3', REDIS_URL: 'redis://r' },
+      [
+        "  - cluster.redis_url (REDIS_URL): multi-instance mode needs a PostgreSQL database (DATABASE_URL=postgres://...); a SQLite file is one process's",
+        '  - server.workers (WORKERS): 3 workers need a PostgreSQL DATABASE_URL and REDIS_URL, which the workers share',
+      ].join('\n'),
+    ],
+    ['WORKERS that is neither a number nor "auto"', '', { WORKERS: 'many' }, '  - server.workers: expected a number of workers (1 or more) or "auto"'],
+    ['WORKERS=0', '', { WORKERS: '0' }, '  - server.workers: Too small: expected number to be >=1'],
+    ['an empty redis_prefix', '[cluster]\nredis_prefix = ""', {}, '  - cluster.redis_prefix: Too small: expected string to have >=1 characters'],
   ])('rejects %s, naming the key', (_description, toml, environment, message) => {
     const error = configErrorOf(() => loadConfig(DEFAULTS_PATH, { ...environment, CONFIG_PATH: writeOverlay(toml) }));
     expect(error.name).toBe('ConfigError');
     expect(error.message).toBe(`Invalid configuration:\n${message}`);
+  });
+
+  test('REDIS_URL and WORKERS set multi-instance mode on PostgreSQL; "auto" is one worker per core', () => {
+    const config = loadConfig(DEFAULTS_PATH, { DATABASE_URL: 'postgres://db/chat', REDIS_URL: 'rediss://cache:6380/2', WORKERS: 'auto' });
+    expect(config.cluster).toEqual({ instance_id: '', lease_seconds: 10, redis_url: 'rediss://cache:6380/2', redis_prefix: 'lss:' });
+    expect(config.server.workers).toBe('auto');
+    expect(workerCount(config)).toBe(availableParallelism());
+    expect(workerCount(loadConfig(DEFAULTS_PATH, { DATABASE_URL: 'postgres://db/chat', REDIS_URL: 'redis://r', WORKERS: '3' }))).toBe(3);
   });
 
   test('lists every invalid key at once', () => {

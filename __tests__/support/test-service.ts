@@ -103,6 +103,7 @@ export async function startTestService(options: TestServiceOptions = {}): Promis
     (stopped ??= (async () => {
       await closeServer(server);
       await service.chat.shutdown();
+      await service.cluster?.close();
       await service.lease.stop();
       await service.store.close();
       await database.close();

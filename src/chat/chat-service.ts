@@ -2,9 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { abortCauseOf } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
+import type { Cluster, LocalReplies } from './cluster';
 import { buildContext, historyWindow, promptTokensWithoutHistory, type Context } from './build-context';
 import { Generation } from './generation';
 import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, RecentHistory, StoredMessage, TokenCounter } from './ports';
+import type { ReplyStream } from './reply-stream';
 import { generateTitle, titleFromMessage } from './titles';
 
 export interface ChatServiceOptions {
@@ -28,6 +30,8 @@ export interface ChatServiceOptions {
   checkpointIntervalMs: number;
   /** How long the final save of a reply is retried. */
   replySaveRetryMs: number;
+  /** Multi-instance mode: chats, limits and replies shared with the other instances. */
+  cluster?: Cluster;
 }
 
 export interface TurnRequest {
@@ -51,7 +55,7 @@ interface PreparedTurn {
 }
 
 /** Runs chat turns: builds each turn's context, persists it, and keeps its generation. */
-export class ChatService {
+export class ChatService implements LocalReplies {
   /** Chats (by `chatKey`) from the start of a turn until its reply is stored: one turn at a time per chat. */
   private readonly busyChats = new Set<string>();
   /** How many turns each owner is running. */
@@ -60,6 +64,8 @@ export class ChatService {
   private readonly settingUp = new Set<Promise<unknown>>();
   /** The generation of each busy chat (by `chatKey`), once its context is built. */
   private readonly generations = new Map<string, Generation>();
+  /** Multi-instance mode: each busy chat's claim, given back once its reply is stored. */
+  private readonly claims = new Map<string, () => void>();
   private accepting = true;
   /** Set once shutdown stops what is left: a generation created after that is stopped at once. */
   private stopping = false;
@@ -85,10 +91,9 @@ export class ChatService {
       throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
     }
     const running = this.turnsByOwner.get(ownerId) ?? 0;
-    const { maxTurnsPerOwner } = this.options;
-    if (maxTurnsPerOwner !== undefined && running >= maxTurnsPerOwner) {
-      throw new AppError('rate_limited', `At most ${maxTurnsPerOwner} replies may stream at once for this API key.`, { retryAfterSeconds: 1 });
-    }
+    const { maxTurnsPerOwner, cluster } = this.options;
+    // In multi-instance mode the claim counts the turns of every instance.
+    if (!cluster && maxTurnsPerOwner !== undefined && running >= maxTurnsPerOwner) throw tooManyTurns(maxTurnsPerOwner);
     // Claimed before the first await, so that a concurrent turn on this chat sees it.
     this.busyChats.add(key);
     this.turnsByOwner.set(ownerId, running + 1);
@@ -106,6 +111,7 @@ export class ChatService {
       const generation = this.createGeneration(request, startedAt, log);
       this.generations.set(key, generation);
       if (this.stopping) generation.abort('shutdown');
+      if (this.options.cluster) await this.claim(this.options.cluster, request, generation.messageId);
       const turn = await this.openTurn(request, generation.messageId);
       replyOpened = true;
       const context = this.plan(turn, this.options.maxConversationPairs);
@@ -126,8 +132,24 @@ export class ChatService {
     }
   }
 
+  /**
+   * Claims the chat and a turn slot across every instance, before anything is written. The
+   * database's own check (one streaming reply per chat) stays behind it, as the fence for a claim
+   * that lapsed while its holder stalled.
+   * @throws AppError generation_in_progress, rate_limited, service_unavailable (Redis unreachable).
+   */
+  private async claim(cluster: Cluster, request: TurnRequest, messageId: string): Promise<void> {
+    const { ownerId, chatId } = request;
+    const claim = await cluster.claimTurn({ ownerId, chatId, messageId, maxTurns: this.options.maxTurnsPerOwner });
+    if (claim.outcome === 'busy') throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
+    if (claim.outcome === 'limited') throw tooManyTurns(this.options.maxTurnsPerOwner!);
+    this.claims.set(chatKey(ownerId, chatId), claim.release);
+  }
+
   private release({ chatId, ownerId }: TurnRequest): void {
     const key = chatKey(ownerId, chatId);
+    this.claims.get(key)?.();
+    this.claims.delete(key);
     this.busyChats.delete(key);
     this.generations.delete(key);
     const running = (this.turnsByOwner.get(ownerId) ?? 1) - 1;
@@ -257,22 +279,50 @@ export class ChatService {
     }
   }
 
-  /** The owner's chat's running generation, if its parts are flowing. */
+  /** The owner's chat's running generation on this instance, if its parts are flowing. */
   activeGeneration(chatId: string, ownerId: string): Generation | undefined {
     const generation = this.generations.get(chatKey(ownerId, chatId));
     return generation?.isStarted ? generation : undefined;
   }
 
+  /** For the cluster: the owner's chat's generation here, if it is `messageId`. */
+  find(ownerId: string, chatId: string, messageId: string): Generation | undefined {
+    const generation = this.generations.get(chatKey(ownerId, chatId));
+    return generation?.messageId === messageId ? generation : undefined;
+  }
+
   /**
-   * Stops the chat's generation and waits until its partial reply is stored.
+   * The owner's chat's reply whose parts are flowing, on this instance or (multi-instance mode)
+   * followed from the one generating it.
+   * @throws AppError service_unavailable when the other instances cannot be reached.
+   */
+  async activeReply(chatId: string, ownerId: string): Promise<ReplyStream | undefined> {
+    const local = this.activeGeneration(chatId, ownerId);
+    const { cluster } = this.options;
+    if (local || !cluster) return local;
+    const holder = await cluster.holderOf(ownerId, chatId);
+    if (!holder || holder.instanceId === cluster.instanceId) return undefined;
+    return cluster.follow(ownerId, chatId, holder);
+  }
+
+  /**
+   * Stops the chat's generation, wherever it runs, and waits until its partial reply is stored.
    * @returns the reply's id and final status, or undefined when nothing was generating.
+   * @throws AppError service_unavailable when the other instances cannot be reached.
    */
   async cancel(chatId: string, ownerId: string): Promise<{ messageId: string; status: MessageStatus } | undefined> {
     const generation = this.generations.get(chatKey(ownerId, chatId));
-    if (!generation || generation.isEnded) return undefined;
-    generation.abort('cancelled');
-    await generation.finished;
-    return { messageId: generation.messageId, status: generation.status };
+    if (generation && !generation.isEnded) {
+      generation.abort('cancelled');
+      await generation.finished;
+      return { messageId: generation.messageId, status: generation.status };
+    }
+    const { cluster } = this.options;
+    if (generation || !cluster) return undefined;
+    const holder = await cluster.holderOf(ownerId, chatId);
+    if (!holder || holder.instanceId === cluster.instanceId) return undefined;
+    const status = await cluster.cancel(ownerId, chatId, holder);
+    return status === undefined ? undefined : { messageId: holder.messageId, status };
   }
 
   /**
@@ -325,6 +375,10 @@ function failedBeforeStart(generation: Generation): FinishedReply {
     timeToFirstTokenMs: null,
     durationMs: Date.now() - generation.startedAt,
   };
+}
+
+function tooManyTurns(maxTurns: number): AppError {
+  return new AppError('rate_limited', `At most ${maxTurns} replies may stream at once for this API key.`, { retryAfterSeconds: 1 });
 }
 
 /** Chat ids are a namespace per owner: a chat is known by both. */

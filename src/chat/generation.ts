@@ -4,6 +4,7 @@ import { GenerationAbort, abortCauseOf, type AbortCause } from '../errors/abort-
 import { AppError, toAppError } from '../errors/app-error';
 import { MemoryPartLog, type PartLog } from './part-log';
 import type { ChatStore, FinalStatus, FinishedReply, FinishReason, LlmEvent, MessageStatus, TokenCounter, Usage } from './ports';
+import type { ReplyStream } from './reply-stream';
 import type { StreamEntry, UiMessagePart } from './ui-message-part';
 
 const TEXT_PART_ID = 'text-0';
@@ -56,7 +57,7 @@ const STATUS_BY_ABORT: Record<AbortCause, FinalStatus> = {
  * One assistant reply being generated. It outlives any single HTTP response: responses
  * subscribe to it and read its parts at their own pace, and may leave and come back.
  */
-export class Generation {
+export class Generation implements ReplyStream {
   readonly chatId: string;
   readonly messageId: string;
   status: MessageStatus = 'streaming';
@@ -118,6 +119,11 @@ export class Generation {
 
   entriesAfter(lastId: number): StreamEntry[] {
     return this.parts.after(lastId);
+  }
+
+  /** The id of the last part so far (0 before the first). */
+  get lastId(): number {
+    return this.parts.lastId;
   }
 
   /**

@@ -5,11 +5,12 @@ import type { ChatStore } from './ports';
 /**
  * This instance's name: `[cluster] instance_id`, or the host name and port, which stay the same
  * across restarts of one deployment and differ between instances on one host. Port 0 (a port
- * picked at each start) names nothing stable, so the process id stands in for it.
+ * picked at each start) names nothing stable, so the process id stands in for it. Workers sharing
+ * a port are told apart by their number, which a worker started in place of another keeps.
  */
-export function instanceIdentity(configured: string, port: number): string {
-  if (configured.trim()) return configured.trim();
-  return port === 0 ? `${hostname()}:pid-${process.pid}` : `${hostname()}:${port}`;
+export function instanceIdentity(configured: string, port: number, worker?: number): string {
+  const base = configured.trim() || (port === 0 ? `${hostname()}:pid-${process.pid}` : `${hostname()}:${port}`);
+  return worker === undefined ? base : `${base}/worker-${worker}`;
 }
 
 export interface InstanceLeaseOptions {

@@ -10,6 +10,8 @@ export interface PartLog {
   append(part: UiMessagePart): StreamEntry;
   /** The parts with an id above `lastId`, in order. */
   after(lastId: number): StreamEntry[];
+  /** The id of the last part (0 before the first). */
+  readonly lastId: number;
 }
 
 export class MemoryPartLog implements PartLog {
@@ -19,6 +21,10 @@ export class MemoryPartLog implements PartLog {
     const entry = { id: this.entries.length + 1, part };
     this.entries.push(entry);
     return entry;
+  }
+
+  get lastId(): number {
+    return this.entries.length;
   }
 
   after(lastId: number): StreamEntry[] {

@@ -17,6 +17,11 @@ export const configSchema = z.strictObject({
       z.number().int().positive(),
       z.string().regex(/^\d+(\.\d+)?\s*(b|kb|mb|gb)$/i, 'expected a size such as "1mb" or "512kb"'),
     ]),
+    /** Worker processes sharing the port: a number, or "auto" (one per core). Above 1 needs PostgreSQL and Redis. */
+    workers: z.preprocess(
+      (value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value),
+      z.union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'expected a number of workers (1 or more) or "auto"' }),
+    ),
     cors_origins: z.array(
       z.union([z.literal('*'), z.string().regex(/^https?:\/\/[^/\s]+$/, 'expected "*" or an origin such as "https://app.example.com"')]),
     ),
@@ -55,6 +60,10 @@ export const configSchema = z.strictObject({
     instance_id: z.string().max(200),
     /** How long an instance's running replies stay its own after its last lease renewal. */
     lease_seconds: z.number().min(2),
+    /** Redis, shared by the instances of a deployment; "" = one instance, nothing shared. */
+    redis_url: z.union([z.literal(''), z.string().regex(/^rediss?:\/\//, 'expected a Redis URL such as "redis://localhost:6379"')]),
+    /** Every Redis key and channel starts with it. */
+    redis_prefix: z.string().min(1).max(100),
   }),
   chat: z.strictObject({
     max_conversation_pairs: z.number().int().min(0),

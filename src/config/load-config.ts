@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import TOML from '@iarna/toml';
 import type { z } from 'zod';
@@ -13,6 +14,8 @@ const ENVIRONMENT_OVERRIDES: ReadonlyArray<[variable: string, key: string]> = [
   ['HOST', 'server.host'],
   ['DATABASE_URL', 'database.url'],
   ['INSTANCE_ID', 'cluster.instance_id'],
+  ['REDIS_URL', 'cluster.redis_url'],
+  ['WORKERS', 'server.workers'],
   ['LOG_LEVEL', 'logging.level'],
   ['OPENAI_MODEL', 'openai.model'],
   ['AZURE_OPENAI_DEPLOYMENT_NAME', 'openai.model'],
@@ -36,7 +39,34 @@ export function loadConfig(defaultsPath: string, environment: Environment): Conf
   }
   const parsed = configSchema.safeParse(tree);
   if (!parsed.success) throw new ConfigError(`Invalid configuration:\n${describeIssues(parsed.error)}`);
+  checkSharedSettings(parsed.data);
   return parsed.data;
+}
+
+/** How many worker processes `[server] workers` asks for on this machine. */
+export function workerCount(config: Config): number {
+  return config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
+}
+
+/**
+ * Several instances (Redis) or several workers share their replies through PostgreSQL and Redis:
+ * a SQLite file belongs to one process, and workers without Redis could not see each other's.
+ */
+function checkSharedSettings(config: Config): void {
+  const problems: string[] = [];
+  const onPostgresql = !config.database.url.startsWith('file:');
+  if (config.cluster.redis_url && !onPostgresql) {
+    problems.push(
+      'cluster.redis_url (REDIS_URL): multi-instance mode needs a PostgreSQL database (DATABASE_URL=postgres://...); a SQLite file is one process\'s',
+    );
+  }
+  const workers = workerCount(config);
+  if (workers > 1 && (!onPostgresql || !config.cluster.redis_url)) {
+    problems.push(
+      `server.workers (WORKERS): ${workers} workers${config.server.workers === 'auto' ? ' ("auto": one per core)' : ''} need a PostgreSQL DATABASE_URL and REDIS_URL, which the workers share`,
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
 }
 
 function readToml(file: string): Tree {

@@ -27,7 +27,7 @@ export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router
     }
     const body = parseInput(requestSchema, request.body, 'chat request');
     // Before the turn is stored or sent upstream.
-    admitStream?.(response);
+    await admitStream?.(response);
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
     response.on('close', () => clientGone.abort());
@@ -41,13 +41,13 @@ export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router
   router.get('/api/chat/:chatId/stream', async (request, response) => {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
     const lastEventId = parseInput(lastEventIdSchema, request.get('last-event-id'), 'Last-Event-ID header');
-    const generation = await chat.activeGeneration(chatId, ownerOf(response));
-    if (!generation) {
+    const reply = await chat.activeReply(chatId, ownerOf(response));
+    if (!reply) {
       response.status(204).end();
       return;
     }
-    admitStream?.(response);
-    streamGeneration(generation, response, { lastEventId, heartbeatMs, slowReaderMs, log: request.log });
+    await admitStream?.(response);
+    streamGeneration(reply, response, { lastEventId, heartbeatMs, slowReaderMs, log: request.log });
   });
 
   router.delete('/api/chat/:chatId/stream', async (request, response) => {

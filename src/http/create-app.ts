@@ -1,7 +1,9 @@
 import { isUtf8 } from 'node:buffer';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
+import type { Store } from 'express-rate-limit';
 import type { ChatService } from '../chat/chat-service';
+import type { Cluster } from '../chat/cluster';
 import type { Conversations } from '../chat/conversations';
 import type { ChatStore, LlmProvider } from '../chat/ports';
 import type { ApiKeys } from '../auth/api-keys';
@@ -12,7 +14,7 @@ import { chatRoutes } from './chat-routes';
 import { conversationRoutes } from './conversation-routes';
 import { errorHandler, notFoundHandler } from './error-handler';
 import { healthRoutes } from './health-routes';
-import { openStreamLimit } from './open-stream-limit';
+import { openStreamLimit, sharedStreamLimit } from './open-stream-limit';
 import { requestLogging } from './request-logging';
 import { requestsPerMinute } from './rate-limits';
 import { crossOrigin, securityHeaders } from './security';
@@ -26,11 +28,16 @@ export interface AppDependencies {
   conversations: Conversations;
   store: ChatStore;
   provider: LlmProvider;
+  /** Multi-instance mode: limits, readiness and replies shared with the other instances. */
+  cluster?: Cluster;
+  /** Where requests per minute are counted; undefined: in this process. */
+  rateLimitStore?: Store;
 }
 
 /** The HTTP application. It never listens: `main.ts` (or a test) does. */
 export function createApp(dependencies: AppDependencies): Express {
-  const { config, logger, keys, chat, conversations, store, provider } = dependencies;
+  const { config, logger, keys, chat, conversations, store, provider, cluster, rateLimitStore } = dependencies;
+  const maxOpenStreams = config.limits.max_open_streams || 4 * config.limits.concurrent_streams;
   const { limits } = config;
   const app = express();
   app.disable('x-powered-by');
@@ -38,10 +45,10 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(requestLogging(logger));
   app.use(securityHeaders());
   app.use(crossOrigin(config.server.cors_origins));
-  app.use(healthRoutes(store, provider));
+  app.use(healthRoutes(store, provider, cluster));
   app.use('/api', authenticate(keys));
   // Limits are per API key: with auth off there are no keys to count against.
-  if (keys) app.use('/api', requestsPerMinute(limits.requests_per_minute));
+  if (keys) app.use('/api', requestsPerMinute(limits.requests_per_minute, rateLimitStore));
   app.use(requireUtf8Charset);
   app.use(express.json({ limit: config.server.body_limit, verify: requireUtf8 }));
   app.use(
@@ -49,7 +56,11 @@ export function createApp(dependencies: AppDependencies): Express {
       heartbeatMs: config.streaming.heartbeat_seconds * 1000,
       slowReaderMs: config.streaming.slow_reader_timeout_seconds * 1000,
       limits: { maxMessages: limits.max_messages_per_request, maxCharacters: limits.max_message_characters },
-      admitStream: keys ? openStreamLimit(limits.max_open_streams || 4 * limits.concurrent_streams) : undefined,
+      admitStream: !keys
+        ? undefined
+        : cluster
+          ? sharedStreamLimit((ownerId, limit) => cluster.takeStreamSlot(ownerId, limit), maxOpenStreams)
+          : openStreamLimit(maxOpenStreams),
     }),
   );
   app.use(conversationRoutes(conversations));

@@ -1,9 +1,13 @@
 import { Router } from 'express';
+import type { Cluster } from '../chat/cluster';
 import type { ChatStore, LlmProvider } from '../chat/ports';
 import { AppError, toErrorBody } from '../errors/app-error';
 
-/** `/healthz`: the process answers. `/readyz`: the database answers too. */
-export function healthRoutes(store: ChatStore, provider: LlmProvider): Router {
+/**
+ * `/healthz`: the process answers. `/readyz`: the database answers too, and in multi-instance mode
+ * Redis, without which no turn is accepted.
+ */
+export function healthRoutes(store: ChatStore, provider: LlmProvider, cluster?: Cluster): Router {
   const router = Router();
   const started = Date.now();
 
@@ -20,11 +24,19 @@ export function healthRoutes(store: ChatStore, provider: LlmProvider): Router {
   router.get('/readyz', async (request, response) => {
     try {
       await store.ping();
-      response.json({ status: 'ready' });
     } catch (error) {
       request.log.error({ err: error }, 'database not reachable');
       response.status(503).json(toErrorBody(new AppError('service_unavailable', 'The database is not reachable.')));
+      return;
     }
+    try {
+      await cluster?.ping();
+    } catch (error) {
+      request.log.warn({ err: error }, 'Redis not reachable');
+      response.status(503).json(toErrorBody(new AppError('service_unavailable', 'Redis is not reachable: no new turn can be accepted.')));
+      return;
+    }
+    response.json({ status: 'ready' });
   });
 
   return router;

@@ -3,7 +3,7 @@ import { AppError } from '../errors/app-error';
 import { ownerOf } from './authenticate';
 
 /** Counts `response` as one of its API key's open event streams until it closes, or refuses it. */
-export type StreamAdmission = (response: Response) => void;
+export type StreamAdmission = (response: Response) => void | Promise<void>;
 
 /**
  * At most `maxPerKey` event streams (POST streams and resumes together) open at once for each API
@@ -24,12 +24,32 @@ export function openStreamLimit(maxPerKey: number): StreamAdmission {
     if (response.destroyed) return;
     const key = ownerOf(response);
     const open = openByKey.get(key) ?? 0;
-    if (open >= maxPerKey) {
-      throw new AppError('rate_limited', `Too many event streams are open for this API key (at most ${maxPerKey}); close one first.`, {
-        retryAfterSeconds: 1,
-      });
-    }
+    if (open >= maxPerKey) throw tooManyStreams(maxPerKey);
     openByKey.set(key, open + 1);
     response.once('close', () => release(key));
   };
+}
+
+/**
+ * The same limit counted across every instance (multi-instance mode): `takeSlot` takes one of the
+ * key's slots in the shared store, or gives null when all are taken. A slot is given back when its
+ * response closes, and lapses by itself if its instance dies.
+ */
+export function sharedStreamLimit(takeSlot: (ownerId: string, limit: number) => Promise<(() => void) | null>, maxPerKey: number): StreamAdmission {
+  return async (response) => {
+    if (response.destroyed) return;
+    let closed = false;
+    const onClose = () => (closed = true);
+    response.once('close', onClose);
+    const release = await takeSlot(ownerOf(response), maxPerKey).finally(() => response.off('close', onClose));
+    if (!release) throw tooManyStreams(maxPerKey);
+    if (closed) release();
+    else response.once('close', release);
+  };
+}
+
+function tooManyStreams(maxPerKey: number): AppError {
+  return new AppError('rate_limited', `Too many event streams are open for this API key (at most ${maxPerKey}); close one first.`, {
+    retryAfterSeconds: 1,
+  });
 }

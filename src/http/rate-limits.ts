@@ -1,11 +1,15 @@
 import type { RequestHandler } from 'express';
-import { rateLimit } from 'express-rate-limit';
+import { rateLimit, type Store } from 'express-rate-limit';
 import { AppError } from '../errors/app-error';
 import { ownerOf } from './authenticate';
 
-/** At most `perMinute` requests a minute for each API key (a fixed one-minute window). */
-export function requestsPerMinute(perMinute: number): RequestHandler {
+/**
+ * At most `perMinute` requests a minute for each API key (a fixed one-minute window), counted in
+ * `store` when given (shared by every instance), else in this process.
+ */
+export function requestsPerMinute(perMinute: number, store?: Store): RequestHandler {
   return rateLimit({
+    ...(store ? { store } : {}),
     windowMs: 60_000,
     limit: perMinute,
     standardHeaders: 'draft-7',

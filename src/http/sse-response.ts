@@ -1,6 +1,6 @@
 import type { Response } from 'express';
 import type { Logger } from 'pino';
-import type { Generation } from '../chat/generation';
+import type { ReplyStream } from '../chat/reply-stream';
 import type { StreamEntry } from '../chat/ui-message-part';
 import { startSlowReaderDeadline } from './slow-reader-deadline';
 
@@ -41,7 +41,7 @@ export interface StreamOptions {
  * once the reply has ended, a client still behind after `slowReaderMs` is disconnected.
  * A response that closes early unsubscribes; the generation decides what that means.
  */
-export function streamGeneration(generation: Generation, response: Response, options: StreamOptions): void {
+export function streamGeneration(generation: ReplyStream, response: Response, options: StreamOptions): void {
   response.writeHead(200, SSE_HEADERS);
   let cursor = options.lastEventId;
   let waitingForClient = false;

@@ -1,0 +1,260 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Cluster, LocalReplies, ReplyHolder, TurnClaim } from '../chat/cluster';
+import type { MessageStatus } from '../chat/ports';
+import type { ReplyStream } from '../chat/reply-stream';
+import { AppError } from '../errors/app-error';
+import { coordinationUnavailable } from './coordination-unavailable';
+import { ReplyFollowers } from './reply-followers';
+import { ReplyPublisher } from './reply-publisher';
+import { controlChannel, replyChannel, type ControlMessage, type ReplyMessage } from './reply-messages';
+import { openRedisConnection, type RedisConnection } from './redis-connection';
+import { CLAIM_TURN, RELEASE_TURN, RENEW, TAKE_SLOT, runScript } from './redis-scripts';
+
+export interface RedisClusterOptions {
+  url: string;
+  /** Every key and channel starts with it. */
+  prefix: string;
+  instanceId: string;
+  /** How long a claim or slot outlives the last renewal of the instance that holds it. */
+  leaseMs: number;
+  /** How long a cancel waits for the instance generating the reply to store it. */
+  cancelWaitMs: number;
+  log: Logger;
+}
+
+/**
+ * Multi-instance mode, on Redis: each chat's reply claimed by a lock with expiry and a fencing
+ * token, per-key slots that lapse with the instance holding them, and replies read or cancelled
+ * from any instance over pub/sub. What this instance holds is renewed every third of the lease.
+ */
+export class RedisCluster implements Cluster {
+  readonly instanceId: string;
+  /** Commands, and the rate limiter's counts. */
+  readonly connection: RedisConnection;
+  private readonly subscriber: RedisConnection;
+  private readonly publisher: ReplyPublisher;
+  private readonly followers: ReplyFollowers;
+  /** Held chat locks: key → value. */
+  private readonly locks = new Map<string, string>();
+  /** Held slots: member → the key of their set. */
+  private readonly slots = new Map<string, string>();
+  private readonly timer: NodeJS.Timeout;
+  private renewing = false;
+
+  constructor(private readonly options: RedisClusterOptions) {
+    const { url, log, instanceId, leaseMs } = options;
+    this.instanceId = instanceId;
+    this.connection = openRedisConnection({ url, name: 'commands', log, onReady: () => void this.renew() });
+    this.subscriber = openRedisConnection({ url, name: 'subscriber', log, onReady: () => this.followers.resync() });
+    this.publisher = new ReplyPublisher((channel, message) => this.publish(channel, message), leaseMs);
+    this.followers = new ReplyFollowers({
+      instanceId,
+      leaseMs,
+      subscribe: (channel, listener) => this.subscriber.subscribe(channel, listener),
+      unsubscribe: (channel, listener) => this.subscriber.unsubscribe(channel, listener),
+      ask: (holder, message) => this.send(holder.instanceId, message),
+      channelOf: (messageId) => replyChannel(options.prefix, messageId),
+    });
+    this.timer = setInterval(() => {
+      void this.renew();
+      this.publisher.keepAlive();
+      this.followers.keepAlive();
+    }, Math.max(250, Math.floor(leaseMs / 3)));
+    this.timer.unref();
+  }
+
+  async claimTurn(request: { ownerId: string; chatId: string; messageId: string; maxTurns: number | undefined }): Promise<TurnClaim> {
+    const { ownerId, chatId, messageId, maxTurns } = request;
+    const lockKey = this.lockKey(ownerId, chatId);
+    const slotsKey = `${this.options.prefix}turns:${ownerId}`;
+    const member = maxTurns === undefined ? '' : `${this.instanceId}|${messageId}`;
+    const [outcome, value] = await this.script<[string, string?]>(
+      CLAIM_TURN,
+      [lockKey, slotsKey, `${this.options.prefix}fence`],
+      [`${messageId}|${this.instanceId}`, this.options.leaseMs, maxTurns ?? 0, member],
+    );
+    if (outcome === 'busy') return { outcome, holder: parseHolder(value!) };
+    if (outcome === 'limited') return { outcome };
+    this.locks.set(lockKey, value!);
+    if (member) this.slots.set(member, slotsKey);
+    return {
+      outcome: 'claimed',
+      release: () => {
+        this.locks.delete(lockKey);
+        this.slots.delete(member);
+        // If this fails (Redis is away), the lock lapses by itself within the lease.
+        void runScript(this.connection, RELEASE_TURN, [lockKey, slotsKey], [value!, member]).catch(() => undefined);
+      },
+    };
+  }
+
+  async holderOf(ownerId: string, chatId: string): Promise<ReplyHolder | null> {
+    try {
+      const value = await this.connection.get(this.lockKey(ownerId, chatId));
+      return value ? parseHolder(value) : null;
+    } catch (error) {
+      throw coordinationUnavailable(error);
+    }
+  }
+
+  follow(ownerId: string, chatId: string, holder: ReplyHolder): Promise<ReplyStream | undefined> {
+    return this.followers.follow(ownerId, chatId, holder).catch((error: unknown) => {
+      throw coordinationUnavailable(error);
+    });
+  }
+
+  async cancel(ownerId: string, chatId: string, holder: ReplyHolder): Promise<MessageStatus | undefined> {
+    const channel = replyChannel(this.options.prefix, holder.messageId);
+    let settle!: (status: MessageStatus | undefined) => void;
+    const outcome = new Promise<MessageStatus | undefined>((resolve) => (settle = resolve));
+    const listener = (text: string) => {
+      const message = parseJson<ReplyMessage>(text);
+      if (message?.type === 'stored') settle(message.status);
+      else if (message?.type === 'gone') settle(undefined);
+    };
+    try {
+      await this.subscriber.subscribe(channel, listener);
+    } catch (error) {
+      throw coordinationUnavailable(error);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const listening = await this.send(holder.instanceId, { type: 'cancel', ownerId, chatId, messageId: holder.messageId });
+      // Nobody listens on that instance's channel: it is gone, and its reply is swept once its lease lapses.
+      if (listening === 0) return undefined;
+      const timeout = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new AppError('service_unavailable', 'The instance generating this reply did not confirm it stopped; retry.', { retryAfterSeconds: 1 })),
+          this.options.cancelWaitMs,
+        );
+      });
+      return await Promise.race([outcome, timeout]);
+    } catch (error) {
+      throw coordinationUnavailable(error);
+    } finally {
+      clearTimeout(timer);
+      void this.subscriber.unsubscribe(channel, listener).catch(() => undefined);
+    }
+  }
+
+  async takeStreamSlot(ownerId: string, limit: number): Promise<(() => void) | null> {
+    const key = `${this.options.prefix}streams:${ownerId}`;
+    const member = `${this.instanceId}|${randomUUID()}`;
+    const taken = await this.script<number>(TAKE_SLOT, [key], [this.options.leaseMs, limit, member]);
+    if (taken !== 1) return null;
+    this.slots.set(member, key);
+    return () => {
+      if (!this.slots.delete(member)) return;
+      void this.connection.zRem(key, member).catch(() => undefined);
+    };
+  }
+
+  serve(replies: LocalReplies): void {
+    const channel = controlChannel(this.options.prefix, this.instanceId);
+    const prefix = this.options.prefix;
+    void this.subscriber
+      .subscribe(channel, (text) => {
+        const message = parseJson<ControlMessage>(text);
+        if (!message) return;
+        if (message.type === 'unwatch') {
+          this.publisher.unwatch(message.messageId, message.from);
+          return;
+        }
+        const generation = replies.find(message.ownerId, message.chatId, message.messageId);
+        const replyAt = replyChannel(prefix, message.messageId);
+        if (message.type === 'watch') {
+          if (generation?.isStarted) this.publisher.watch(generation, replyAt, message.from, message.snapshot);
+          else this.publish(replyAt, { type: 'gone' });
+          return;
+        }
+        if (!generation || generation.isEnded) {
+          this.publish(replyAt, { type: 'gone' });
+          return;
+        }
+        generation.abort('cancelled');
+        void generation.finished.then(() => {
+          this.publisher.flush();
+          this.publish(replyAt, { type: 'stored', status: generation.status });
+        });
+      })
+      // The subscription is made again by the client on every reconnection.
+      .catch((error: unknown) => this.options.log.warn({ err: error }, 'could not listen for requests from other instances yet'));
+  }
+
+  async ping(): Promise<void> {
+    try {
+      if (!this.subscriber.isReady) throw new Error('the subscriber connection is not ready');
+      await this.connection.ping();
+    } catch (error) {
+      throw coordinationUnavailable(error);
+    }
+  }
+
+  /** Publishes what is pending and closes the connections; what this instance holds lapses with its lease. */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.publisher.flush();
+    this.followers.close();
+    await Promise.all([this.connection, this.subscriber].map((connection) => closeConnection(connection)));
+  }
+
+  private lockKey(ownerId: string, chatId: string): string {
+    return `${this.options.prefix}chat:${ownerId}:${chatId}`;
+  }
+
+  private async script<T>(script: string, keys: string[], args: Array<string | number>): Promise<T> {
+    try {
+      return await runScript<T>(this.connection, script, keys, args);
+    } catch (error) {
+      throw coordinationUnavailable(error);
+    }
+  }
+
+  private send(instanceId: string, message: ControlMessage): Promise<number> {
+    return this.connection.publish(controlChannel(this.options.prefix, instanceId), JSON.stringify(message));
+  }
+
+  private publish(channel: string, message: ReplyMessage): void {
+    // While Redis is away, followers hear nothing; they ask again, or give up, by themselves.
+    void this.connection.publish(channel, JSON.stringify(message)).catch(() => undefined);
+  }
+
+  /** Renews every lock and slot this instance holds, in one script. */
+  private async renew(): Promise<void> {
+    if (this.renewing || (this.locks.size === 0 && this.slots.size === 0)) return;
+    this.renewing = true;
+    try {
+      const keys = [...this.locks.keys(), ...this.slots.values()];
+      const values = [...this.locks.values(), ...this.slots.keys()];
+      await runScript(this.connection, RENEW, keys, [this.options.leaseMs, this.locks.size, ...values]);
+    } catch (error) {
+      this.options.log.warn({ err: error }, 'could not renew what this instance holds in Redis; trying again');
+    } finally {
+      this.renewing = false;
+    }
+  }
+}
+
+/** "token|messageId|instanceId": the instance id may itself hold "|". */
+function parseHolder(value: string): ReplyHolder {
+  const first = value.indexOf('|');
+  const second = value.indexOf('|', first + 1);
+  return { messageId: value.slice(first + 1, second), instanceId: value.slice(second + 1) };
+}
+
+function parseJson<T>(text: string): T | undefined {
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+async function closeConnection(connection: RedisConnection): Promise<void> {
+  if (!connection.isReady) {
+    if (connection.isOpen) connection.destroy();
+    return;
+  }
+  await connection.close().catch(() => connection.destroy());
+}
