@@ -41,6 +41,8 @@ export class RedisCluster implements Cluster {
   private readonly slots = new Map<string, string>();
   private readonly timer: NodeJS.Timeout;
   private renewing = false;
+  /** A renewal failed and none has succeeded since: later failures are not logged again. */
+  private renewalFailing = false;
 
   constructor(private readonly options: RedisClusterOptions) {
     const { url, log, instanceId, leaseMs } = options;
@@ -228,8 +230,11 @@ export class RedisCluster implements Cluster {
       const keys = [...this.locks.keys(), ...this.slots.values()];
       const values = [...this.locks.values(), ...this.slots.keys()];
       await runScript(this.connection, RENEW, keys, [this.options.leaseMs, this.locks.size, ...values]);
+      if (this.renewalFailing) this.options.log.info('renewed what this instance holds in Redis again');
+      this.renewalFailing = false;
     } catch (error) {
-      this.options.log.warn({ err: error }, 'could not renew what this instance holds in Redis; trying again');
+      if (!this.renewalFailing) this.options.log.warn({ err: error }, 'could not renew what this instance holds in Redis; trying again');
+      this.renewalFailing = true;
     } finally {
       this.renewing = false;
     }
