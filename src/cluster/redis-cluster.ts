@@ -9,7 +9,8 @@ import { ReplyFollowers } from './reply-followers';
 import { ReplyPublisher } from './reply-publisher';
 import { controlChannel, replyChannel, type ControlMessage, type ReplyMessage } from './reply-messages';
 import { openRedisConnection, type RedisConnection } from './redis-connection';
-import { CLAIM_TURN, RELEASE_TURN, RENEW, TAKE_SLOT, runScript } from './redis-scripts';
+import { RedisHoldings } from './redis-holdings';
+import { CLAIM_TURN, RELEASE_TURN, TAKE_SLOT, runScript } from './redis-scripts';
 
 export interface RedisClusterOptions {
   url: string;
@@ -35,19 +36,14 @@ export class RedisCluster implements Cluster {
   private readonly subscriber: RedisConnection;
   private readonly publisher: ReplyPublisher;
   private readonly followers: ReplyFollowers;
-  /** Held chat locks: key → value. */
-  private readonly locks = new Map<string, string>();
-  /** Held slots: member → the key of their set. */
-  private readonly slots = new Map<string, string>();
+  private readonly holdings: RedisHoldings;
   private readonly timer: NodeJS.Timeout;
-  private renewing = false;
-  /** A renewal failed and none has succeeded since: later failures are not logged again. */
-  private renewalFailing = false;
 
   constructor(private readonly options: RedisClusterOptions) {
     const { url, log, instanceId, leaseMs } = options;
     this.instanceId = instanceId;
-    this.connection = openRedisConnection({ url, name: 'commands', log, onReady: () => void this.renew() });
+    this.connection = openRedisConnection({ url, name: 'commands', log, onReady: () => void this.holdings.renew() });
+    this.holdings = new RedisHoldings(this.connection, leaseMs, log);
     this.subscriber = openRedisConnection({ url, name: 'subscriber', log, onReady: () => this.followers.resync() });
     this.publisher = new ReplyPublisher((channel, message) => this.publish(channel, message), leaseMs);
     this.followers = new ReplyFollowers({
@@ -59,7 +55,7 @@ export class RedisCluster implements Cluster {
       channelOf: (messageId) => replyChannel(options.prefix, messageId),
     });
     this.timer = setInterval(() => {
-      void this.renew();
+      void this.holdings.renew();
       this.publisher.keepAlive();
       this.followers.keepAlive();
     }, Math.max(250, Math.floor(leaseMs / 3)));
@@ -78,13 +74,13 @@ export class RedisCluster implements Cluster {
     );
     if (outcome === 'busy') return { outcome, holder: parseHolder(value!) };
     if (outcome === 'limited') return { outcome };
-    this.locks.set(lockKey, value!);
-    if (member) this.slots.set(member, slotsKey);
+    this.holdings.addLock(lockKey, value!);
+    if (member) this.holdings.addSlot(member, slotsKey);
     return {
       outcome: 'claimed',
       release: () => {
-        this.locks.delete(lockKey);
-        this.slots.delete(member);
+        this.holdings.dropLock(lockKey);
+        this.holdings.dropSlot(member);
         // If this fails (Redis is away), the lock lapses by itself within the lease.
         void runScript(this.connection, RELEASE_TURN, [lockKey, slotsKey], [value!, member]).catch(() => undefined);
       },
@@ -145,9 +141,9 @@ export class RedisCluster implements Cluster {
     const member = `${this.instanceId}|${randomUUID()}`;
     const taken = await this.script<number>(TAKE_SLOT, [key], [this.options.leaseMs, limit, member]);
     if (taken !== 1) return null;
-    this.slots.set(member, key);
+    this.holdings.addSlot(member, key);
     return () => {
-      if (!this.slots.delete(member)) return;
+      if (!this.holdings.dropSlot(member)) return;
       void this.connection.zRem(key, member).catch(() => undefined);
     };
   }
@@ -220,24 +216,6 @@ export class RedisCluster implements Cluster {
   private publish(channel: string, message: ReplyMessage): void {
     // While Redis is away, followers hear nothing; they ask again, or give up, by themselves.
     void this.connection.publish(channel, JSON.stringify(message)).catch(() => undefined);
-  }
-
-  /** Renews every lock and slot this instance holds, in one script. */
-  private async renew(): Promise<void> {
-    if (this.renewing || (this.locks.size === 0 && this.slots.size === 0)) return;
-    this.renewing = true;
-    try {
-      const keys = [...this.locks.keys(), ...this.slots.values()];
-      const values = [...this.locks.values(), ...this.slots.keys()];
-      await runScript(this.connection, RENEW, keys, [this.options.leaseMs, this.locks.size, ...values]);
-      if (this.renewalFailing) this.options.log.info('renewed what this instance holds in Redis again');
-      this.renewalFailing = false;
-    } catch (error) {
-      if (!this.renewalFailing) this.options.log.warn({ err: error }, 'could not renew what this instance holds in Redis; trying again');
-      this.renewalFailing = true;
-    } finally {
-      this.renewing = false;
-    }
   }
 }
 
