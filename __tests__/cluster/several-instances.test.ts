@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DefaultChatTransport, readUIMessageStream, type UIMessage } from 'ai';
+import { createClient } from '@redis/client';
 import { Client } from 'pg';
 import { ApiKeys } from '../../src/auth/api-keys';
 import { PROJECT_ROOT } from '../../src/build-service';
@@ -63,6 +64,10 @@ async function startInstance(name: string, extra: Record<string, string> = {}): 
 
 /** A new API key, so that each test's limits start from zero. */
 async function newKey(): Promise<string> {
+  return (await newKeyRecord()).key;
+}
+
+async function newKeyRecord(): Promise<{ key: string; id: string }> {
   const { store, keys } = await openStore({
     databaseUrl,
     prismaDir: path.join(PROJECT_ROOT, 'prisma'),
@@ -72,7 +77,8 @@ async function newKey(): Promise<string> {
     statementTimeoutMs: 0,
   });
   try {
-    return (await new ApiKeys(keys).create(`test-${randomUUID().slice(0, 8)}`)).key;
+    const created = await new ApiKeys(keys).create(`test-${randomUUID().slice(0, 8)}`);
+    return { key: created.key, id: created.record.id };
   } finally {
     await store.close();
   }
@@ -266,6 +272,26 @@ describeCluster('several instances behind a load balancer', () => {
       { role: 'assistant', status: 'completed' },
     ]);
     upstream.setDefault({ kind: 'stream', content: ['Hello', ' world'] });
+  });
+
+  test('a chat\'s claim is a lock with expiry in Redis: while another holds it a turn gets 409, and once it lapses the turn runs', async () => {
+    const { key, id } = await newKeyRecord();
+    const chatId = randomUUID();
+    const redis = createClient({ url: TEST_REDIS_URL });
+    await redis.connect();
+    try {
+      // A claim as an instance that then vanished would leave it, for 1.5 s.
+      await redis.set(`${prefix}chat:${id}:${chatId}`, `999999|${randomUUID()}|instance-gone`, { PX: 1500 });
+      const refused = await postTurn(b, key, chatId);
+      expect([refused.status, ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([409, 'generation_in_progress']);
+      expect(await rows(`SELECT count(*)::int AS "count" FROM "Message" WHERE "chatId" = $1`, [chatId])).toEqual([{ count: 0 }]);
+      await new Promise((resolve) => setTimeout(resolve, 1600));
+      upstream.enqueue({ kind: 'stream', content: ['now'] });
+      const accepted = await postTurn(b, key, chatId);
+      expect([accepted.status, parseSse(await accepted.text()).at(-1)?.data]).toEqual([200, '[DONE]']);
+    } finally {
+      await redis.close();
+    }
   });
 
   test('DELETE /api/chats/:chatId on B stops the reply generating on A and deletes the chat for every instance', async () => {
