@@ -386,6 +386,26 @@ describeCluster('several instances behind a load balancer', () => {
     expect((await postTurn(b, key, chatId)).status).toBe(200);
   }, 30_000);
 
+  test('an instance restarted under its name after a crash takes its chats back at once, its cut-off reply marked interrupted', async () => {
+    let phoenix = await startInstance('instance-phoenix');
+    const key = await newKey();
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: words(5), delayMs: 20, ending: 'stall' });
+    const cut = await openTurn(phoenix, key, chatId);
+    await cut.readUntil((text) => text.includes('"delta":"w5 "'));
+    phoenix.process.child.kill('SIGKILL');
+    await phoenix.process.waitForExit();
+    // Elsewhere the chat stays claimed until the dead run's lease lapses...
+    expect((await postTurn(b, key, chatId)).status).toBe(409);
+    phoenix = await startInstance('instance-phoenix');
+    expect(await replyRow(chatId)).toMatchObject({ status: 'interrupted', instanceId: 'instance-phoenix' });
+    // ...but the restarted instance knows the claim is its last run's, and takes it back.
+    upstream.enqueue({ kind: 'stream', content: ['again'] });
+    const again = await postTurn(phoenix, key, chatId);
+    expect([again.status, parseSse(await again.text()).at(-1)?.data]).toEqual([200, '[DONE]']);
+    expect(await replyRow(chatId)).toMatchObject({ status: 'completed', content: 'again', instanceId: 'instance-phoenix' });
+  }, 30_000);
+
   test('open-stream slots held by a killed instance free themselves within the lease', async () => {
     const hoarder = await startInstance('instance-hoarder');
     const key = await newKey();

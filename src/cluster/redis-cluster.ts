@@ -37,6 +37,8 @@ export class RedisCluster implements Cluster {
   private readonly publisher: ReplyPublisher;
   private readonly followers: ReplyFollowers;
   private readonly holdings: RedisHoldings;
+  /** This instance's running replies, once it serves. */
+  private replies: LocalReplies | undefined;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly options: RedisClusterOptions) {
@@ -67,12 +69,22 @@ export class RedisCluster implements Cluster {
     const lockKey = this.lockKey(ownerId, chatId);
     const slotsKey = `${this.options.prefix}turns:${ownerId}`;
     const member = maxTurns === undefined ? '' : `${this.instanceId}|${messageId}`;
-    const [outcome, value] = await this.script<[string, string?]>(
-      CLAIM_TURN,
-      [lockKey, slotsKey, `${this.options.prefix}fence`],
-      [`${messageId}|${this.instanceId}`, this.options.leaseMs, maxTurns ?? 0, member],
-    );
-    if (outcome === 'busy') return { outcome, holder: parseHolder(value!) };
+    const claim = (replaceable: string) =>
+      this.script<[string, string?]>(
+        CLAIM_TURN,
+        [lockKey, slotsKey, `${this.options.prefix}fence`],
+        [`${messageId}|${this.instanceId}`, this.options.leaseMs, maxTurns ?? 0, member, replaceable],
+      );
+    let [outcome, value] = await claim('');
+    if (outcome === 'busy') {
+      const holder = parseHolder(value!);
+      // Held in this instance's name by no reply running here: left by its last run (it crashed
+      // or lost Redis), whose replies it marked interrupted at start. Taken back at once.
+      const leftover = holder.instanceId === this.instanceId && !this.replies?.find(ownerId, chatId, holder.messageId);
+      if (!leftover) return { outcome, holder };
+      [outcome, value] = await claim(value!);
+      if (outcome === 'busy') return { outcome, holder: parseHolder(value!) };
+    }
     if (outcome === 'limited') return { outcome };
     this.holdings.addLock(lockKey, value!);
     if (member) this.holdings.addSlot(member, slotsKey);
@@ -149,6 +161,7 @@ export class RedisCluster implements Cluster {
   }
 
   serve(replies: LocalReplies): void {
+    this.replies = replies;
     const channel = controlChannel(this.options.prefix, this.instanceId);
     const prefix = this.options.prefix;
     void this.subscriber

@@ -12,13 +12,14 @@ const NOW = `local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + ma
 /**
  * Claims a chat for a reply and takes one of its owner's turn slots, or says why not.
  * KEYS: the chat's lock, the owner's turn slots, the fencing counter.
- * ARGV: "messageId|instanceId", lease ms, most turns (0: no limit), the slot's member.
+ * ARGV: "messageId|instanceId", lease ms, most turns (0: no limit), the slot's member, and a
+ * lock value that may be replaced ("" for none: this instance's own, left by its last run).
  * The lock's value starts with a fencing token from the counter: renewing or releasing it checks
  * the whole value, so a holder whose claim lapsed and was taken over can touch neither.
  */
 export const CLAIM_TURN = `
 local holder = redis.call('GET', KEYS[1])
-if holder then return {'busy', holder} end
+if holder and holder ~= ARGV[5] then return {'busy', holder} end
 ${NOW}
 local lease = tonumber(ARGV[2])
 local most = tonumber(ARGV[3])
