@@ -162,4 +162,24 @@ describeOutage('Redis unreachable under running instances', () => {
     const [textE, textF] = await Promise.all([onE.readToEnd(), onF.readToEnd()]);
     expect(textF).toBe(textE);
   }, 60_000);
+
+  test('an instance started while Redis is down comes up not ready, refuses turns, and becomes ready when Redis is there', async () => {
+    await redis.kill();
+    const configPath = path.join(directory, 'config.toml');
+    const g = await start('instance-g', configPath);
+    const ready = await fetch(`${g.url}/readyz`);
+    expect(ready.status).toBe(503);
+    const refused = await fetch(`${g.url}/api/chat`, {
+      method: 'POST',
+      headers: { ...auth(), 'content-type': 'application/json' },
+      body: JSON.stringify({ chatId: randomUUID(), messages: [{ role: 'user', content: 'Hi' }] }),
+    });
+    expect([refused.status, ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([503, 'service_unavailable']);
+    await redis.start();
+    await eventually(async () => ((await fetch(`${g.url}/readyz`)).status === 200 ? true : undefined), 10_000);
+    upstream.enqueue({ kind: 'stream', content: ['up'] });
+    const turn = await openTurn(g.url, randomUUID());
+    expect(parseSse(await turn.readToEnd()).at(-1)?.data).toBe('[DONE]');
+    expect(g.process.logs.filter((line) => line.msg === 'Redis is not reachable: new turns are refused until it is back').length).toBeGreaterThan(0);
+  }, 60_000);
 });
