@@ -63,19 +63,6 @@ export async function buildService(options: {
   const instanceId = instanceIdentity(config.cluster.instance_id, config.server.port, worker);
   // Where the data lives, named once: the engine and the file or host:port/database, never a password.
   logger.info({ ...describe, instanceId, appliedMigrations }, 'database ready');
-  const lease = new InstanceLease({ store, instanceId, leaseMs: config.cluster.lease_seconds * 1000, log: logger });
-  try {
-    // Before any reply of this run exists: what is still `streaming` from this instance's last
-    // run (or from instances whose lease lapsed) was cut off.
-    const abandonedReplies = await lease.start();
-    if (abandonedReplies > 0) logger.warn({ abandonedReplies }, 'replies cut off by the last stop marked interrupted');
-  } catch (error) {
-    await store.close();
-    throw error;
-  }
-  // Chats deleted just before a stop may still have messages to remove.
-  void store.purgeDeletedChats().catch((error: unknown) => logger.warn({ err: error }, 'could not finish removing deleted chats; retried at the next start'));
-  const provider = createProvider(providerSettings, config);
   const cluster = config.cluster.redis_url
     ? new RedisCluster({
         url: config.cluster.redis_url,
@@ -87,6 +74,21 @@ export async function buildService(options: {
         log: logger.child({ module: 'cluster' }),
       })
     : undefined;
+  const lease = new InstanceLease({ store, instanceId, leaseMs: config.cluster.lease_seconds * 1000, log: logger });
+  try {
+    if (cluster) await refuseNameInUse(cluster, instanceId, logger);
+    // Before any reply of this run exists: what is still `streaming` from this instance's last
+    // run (or from instances whose lease lapsed) was cut off.
+    const abandonedReplies = await lease.start();
+    if (abandonedReplies > 0) logger.warn({ abandonedReplies }, 'replies cut off by the last stop marked interrupted');
+  } catch (error) {
+    await cluster?.close();
+    await store.close();
+    throw error;
+  }
+  // Chats deleted just before a stop may still have messages to remove.
+  void store.purgeDeletedChats().catch((error: unknown) => logger.warn({ err: error }, 'could not finish removing deleted chats; retried at the next start'));
+  const provider = createProvider(providerSettings, config);
   const window = contextWindow(config, provider.model);
   const chat = new ChatService({
     store,
@@ -112,6 +114,24 @@ export async function buildService(options: {
   const rateLimitStore = cluster && redisRateLimitStore(cluster.connection, config.cluster.redis_prefix);
   const app = createApp({ config, logger, keys, chat, conversations, store, provider, cluster, rateLimitStore });
   return { app, chat, store, provider, keys, appliedMigrations, instanceId, lease, cluster };
+}
+
+/**
+ * A second process started under a running instance's name would mark that instance's live
+ * replies interrupted at its start, as if they were its own last run's. Redis knows whether a
+ * process listens under the name (its subscription goes with its connection, so a crashed one
+ * does not count); when Redis cannot be reached in time, the start goes on and says so.
+ * @throws ConfigError when a running instance uses the name.
+ */
+async function refuseNameInUse(cluster: RedisCluster, instanceId: string, logger: Logger): Promise<void> {
+  const inUse = await cluster.nameInUse(2000);
+  if (inUse === undefined) {
+    logger.warn({ instanceId }, 'could not check that no running instance has this name: Redis is not reachable');
+  } else if (inUse) {
+    throw new ConfigError(
+      `A running instance already has the name "${instanceId}" ([cluster] instance_id, INSTANCE_ID, or the host name and port): give each instance its own.`,
+    );
+  }
 }
 
 /** The model's context window, which must leave room for the prompt after the reserved reply. */

@@ -61,7 +61,7 @@ async function main(): Promise<void> {
     // A setting to change, not a bug: one line that says which, without a stack to bury it.
     process.stderr.write(`${describeListenFailure(error as NodeJS.ErrnoException, { host, port: config.server.port })}\n`);
     await shared?.close();
-    await lease.stop();
+    await lease.stop({ release: false });
     await store.close();
     process.exit(1);
   }

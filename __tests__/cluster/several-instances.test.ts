@@ -456,6 +456,32 @@ describeCluster('several instances behind a load balancer', () => {
     expect(await replyRow(chatId)).toMatchObject({ status: 'completed', content: words(60).join(''), instanceId: 'instance-a' });
   }, 30_000);
 
+  test('a second process started under a running instance\'s name is refused, and leaves that instance\'s replies alone', async () => {
+    const key = await newKey();
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'stream', content: words(40), delayMs: 50 });
+    const onA = await openTurn(a, key, chatId);
+    await onA.readUntil((text) => text.includes('"delta":"w2 "'));
+    const twin = startServer(
+      directory,
+      serviceEnvironment({
+        PORT: '0',
+        HOST: '127.0.0.1',
+        DATABASE_URL: databaseUrl,
+        REDIS_URL: TEST_REDIS_URL,
+        INSTANCE_ID: 'instance-a',
+        CONFIG_PATH: configPath,
+      }),
+    );
+    expect(await twin.waitForExit(20_000)).toEqual({ code: 1, signal: null });
+    expect(twin.stderr()).toBe(
+      'Cannot start: A running instance already has the name "instance-a" ([cluster] instance_id, INSTANCE_ID, or the host name and port): give each instance its own.\n',
+    );
+    expect((await replyRow(chatId))?.status).toBe('streaming');
+    expect(parseSse(await onA.readToEnd()).at(-2)?.data).toContain('"type":"finish"');
+    expect(await replyRow(chatId)).toMatchObject({ status: 'completed', content: words(40).join('') });
+  }, 30_000);
+
   test('a rolling deploy: SIGTERM on the owner lets its reply finish, and a reader on another instance sees it end normally', async () => {
     const leaving = await startInstance('instance-leaving');
     const key = await newKey();

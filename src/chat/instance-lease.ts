@@ -47,11 +47,16 @@ export class InstanceLease {
     return swept;
   }
 
-  /** Stops renewing and gives the lease up, so that whatever this instance left is swept at once. */
-  async stop(): Promise<void> {
+  /**
+   * Stops renewing and gives the lease up, so that whatever this instance left is swept at once.
+   * `release: false` leaves the lease to lapse by itself (a start that failed: the name may be a
+   * running instance's, whose lease is not this process's to give up).
+   */
+  async stop(options: { release?: boolean } = {}): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.tick;
+    if (options.release === false) return;
     await this.options.store.releaseLease(this.options.instanceId).catch((error: unknown) => {
       this.options.log.warn({ err: error }, 'could not give up the instance lease; it lapses by itself');
     });

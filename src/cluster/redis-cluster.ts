@@ -40,6 +40,7 @@ export class RedisCluster implements Cluster {
   /** This instance's running replies, once it serves. */
   private replies: LocalReplies | undefined;
   private readonly timer: NodeJS.Timeout;
+  private closed = false;
 
   constructor(private readonly options: RedisClusterOptions) {
     const { url, log, instanceId, leaseMs } = options;
@@ -190,7 +191,25 @@ export class RedisCluster implements Cluster {
         });
       })
       // The subscription is made again by the client on every reconnection.
-      .catch((error: unknown) => this.options.log.warn({ err: error }, 'could not listen for requests from other instances yet'));
+      .catch((error: unknown) => {
+        if (!this.closed) this.options.log.warn({ err: error }, 'could not listen for requests from other instances yet');
+      });
+  }
+
+  /**
+   * Whether a running process serves under this instance's name (it listens on the name's
+   * channel), once Redis answers within `waitMs`; undefined when it does not.
+   */
+  async nameInUse(waitMs: number): Promise<boolean | undefined> {
+    const deadline = Date.now() + waitMs;
+    while (!this.connection.isReady && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    try {
+      const channel = controlChannel(this.options.prefix, this.instanceId);
+      const [, listeners] = await this.connection.sendCommand<[string, number]>(['PUBSUB', 'NUMSUB', channel]);
+      return listeners > 0;
+    } catch {
+      return undefined;
+    }
   }
 
   async ping(): Promise<void> {
@@ -204,6 +223,7 @@ export class RedisCluster implements Cluster {
 
   /** Publishes what is pending and closes the connections; what this instance holds lapses with its lease. */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.timer);
     this.publisher.flush();
     this.followers.close();
