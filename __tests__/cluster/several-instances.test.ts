@@ -8,7 +8,6 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DefaultChatTransport, readUIMessageStream, type UIMessage } from 'ai';
-import { createClient } from '@redis/client';
 import { Client } from 'pg';
 import { ApiKeys } from '../../src/auth/api-keys';
 import { PROJECT_ROOT } from '../../src/build-service';
@@ -16,7 +15,7 @@ import { openStore } from '../../src/store/open-store';
 import { eventually, openSse, type SseConnection } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { createPostgresDatabase, dropPostgresDatabases, postgresUnreachable } from '../support/postgres-database';
-import { redisKeys, redisUnreachable, removeRedisKeys, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/redis-server';
+import { connectRedis, redisKeys, redisUnreachable, removeRedisKeys, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/redis-server';
 import { FIRST_KEY_LINE, listeningPort, serviceEnvironment, startServer, stopServers, type ServerProcess } from '../support/server-process';
 import { parseSse } from '../support/sse';
 
@@ -277,11 +276,10 @@ describeCluster('several instances behind a load balancer', () => {
   test('a chat\'s claim is a lock with expiry in Redis: while another holds it a turn gets 409, and once it lapses the turn runs', async () => {
     const { key, id } = await newKeyRecord();
     const chatId = randomUUID();
-    const redis = createClient({ url: TEST_REDIS_URL });
-    await redis.connect();
+    const redis = await connectRedis(TEST_REDIS_URL);
     try {
       // A claim as an instance that then vanished would leave it, for 1.5 s.
-      await redis.set(`${prefix}chat:${id}:${chatId}`, `999999|${randomUUID()}|instance-gone`, { PX: 1500 });
+      await redis.set(`${prefix}chat:${id}:${chatId}`, `999999|${randomUUID()}|instance-gone`, 'PX', 1500);
       const refused = await postTurn(b, key, chatId);
       expect([refused.status, ((await refused.json()) as { error: { code: string } }).error.code]).toEqual([409, 'generation_in_progress']);
       expect(await rows(`SELECT count(*)::int AS "count" FROM "Message" WHERE "chatId" = $1`, [chatId])).toEqual([{ count: 0 }]);
@@ -290,7 +288,7 @@ describeCluster('several instances behind a load balancer', () => {
       const accepted = await postTurn(b, key, chatId);
       expect([accepted.status, parseSse(await accepted.text()).at(-1)?.data]).toEqual([200, '[DONE]']);
     } finally {
-      await redis.close();
+      await redis.quit();
     }
   });
 

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { createClient } from '@redis/client';
+import { Redis } from 'ioredis';
 import { PROJECT_ROOT } from '../../src/build-service';
 
 /** The Redis the multi-instance tests share; each run uses keys under a prefix of its own and removes them. */
@@ -19,10 +19,10 @@ const AVAILABILITY = 'LSS_TEST_REDIS_UNREACHABLE';
  * REQUIRE_POSTGRES=1 (the project's machines and CI have both).
  */
 export function checkRedisOnce(): void {
-  const script = `const { createClient } = require('@redis/client');
-const client = createClient({ url: process.argv[1], socket: { connectTimeout: 3000, reconnectStrategy: false } });
+  const script = `const { Redis } = require('ioredis');
+const client = new Redis(process.argv[1], { lazyConnect: true, connectTimeout: 3000, maxRetriesPerRequest: 0, retryStrategy: () => null });
 client.on('error', () => {});
-client.connect().then(() => client.ping()).then(() => client.close()).then(() => process.exit(0), (error) => { process.stderr.write(error.message || String(error)); process.exit(1); });`;
+client.connect().then(() => client.ping()).then(() => client.quit()).then(() => process.exit(0), (error) => { process.stderr.write(error.message || String(error)); process.exit(1); });`;
   const result = spawnSync(process.execPath, ['-e', script, TEST_REDIS_URL], { cwd: PROJECT_ROOT, encoding: 'utf8', timeout: 10_000 });
   const unreachable = result.status === 0 ? undefined : result.stderr.trim().split('\n')[0] || 'no answer';
   process.env[AVAILABILITY] = unreachable ?? '';
@@ -43,29 +43,36 @@ export function uniqueRedisPrefix(): string {
   return `lss:test:${randomBytes(5).toString('hex')}:`;
 }
 
-/** Removes every key under `prefix` from the Redis at `url`. */
-export async function removeRedisKeys(url: string, prefix: string): Promise<void> {
-  const client = createClient({ url });
+/** A client for a test's own checks: it does not retry, so a Redis that is away fails the call at once. */
+export async function connectRedis(url: string): Promise<Redis> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on('error', () => undefined);
   await client.connect();
+  return client;
+}
+
+/** Removes every key under `prefix` from the Redis at `url`. */
+export async function removeRedisKeys(url: string, prefix: string): Promise<void> {
+  const client = await connectRedis(url);
   try {
-    for await (const keys of client.scanIterator({ MATCH: `${prefix}*`, COUNT: 500 })) {
-      if (keys.length > 0) await client.del(keys);
-    }
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      if (keys.length > 0) await client.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
   } finally {
-    await client.close();
+    await client.quit();
   }
 }
 
 /** The keys under `prefix`. */
 export async function redisKeys(url: string, prefix: string): Promise<string[]> {
-  const client = createClient({ url });
-  client.on('error', () => undefined);
-  await client.connect();
+  const client = await connectRedis(url);
   try {
     return (await client.keys(`${prefix}*`)).sort();
   } finally {
-    await client.close();
+    await client.quit();
   }
 }
 
@@ -99,11 +106,8 @@ export async function ownRedis(binary: string): Promise<OwnRedis> {
       child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const client = createClient({ url, socket: { reconnectStrategy: false } });
-        client.on('error', () => undefined);
         try {
-          await client.connect();
-          await client.close();
+          await (await connectRedis(url)).quit();
           return;
         } catch {
           if (Date.now() > deadline) throw new Error(`redis-server did not start on port ${port}`);

@@ -102,7 +102,7 @@ export class RedisCluster implements Cluster {
 
   async holderOf(ownerId: string, chatId: string): Promise<ReplyHolder | null> {
     try {
-      const value = await this.connection.get(this.lockKey(ownerId, chatId));
+      const value = await this.connection.command<string | null>(['GET', this.lockKey(ownerId, chatId)]);
       return value ? parseHolder(value) : null;
     } catch (error) {
       throw coordinationUnavailable(error);
@@ -157,7 +157,7 @@ export class RedisCluster implements Cluster {
     this.holdings.addSlot(member, key);
     return () => {
       if (!this.holdings.dropSlot(member)) return;
-      void this.connection.zRem(key, member).catch(() => undefined);
+      void this.connection.command(['ZREM', key, member]).catch(() => undefined);
     };
   }
 
@@ -175,6 +175,9 @@ export class RedisCluster implements Cluster {
         }
         const generation = replies.find(message.ownerId, message.chatId, message.messageId);
         const replyAt = replyChannel(prefix, message.messageId);
+        // Parts appended in this turn of the loop go out first: a reply that has just ended has
+        // its last parts pending, which a `gone` sent before them would cut off for its followers.
+        this.publisher.flush();
         if (message.type === 'watch') {
           if (generation?.isStarted) this.publisher.watch(generation, replyAt, message.from, message.snapshot);
           else this.publish(replyAt, { type: 'gone' });
@@ -205,7 +208,7 @@ export class RedisCluster implements Cluster {
     while (!this.connection.isReady && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
     try {
       const channel = controlChannel(this.options.prefix, this.instanceId);
-      const [, listeners] = await this.connection.sendCommand<[string, number]>(['PUBSUB', 'NUMSUB', channel]);
+      const [, listeners] = await this.connection.command<[string, number]>(['PUBSUB', 'NUMSUB', channel]);
       return listeners > 0;
     } catch {
       return undefined;
@@ -215,7 +218,7 @@ export class RedisCluster implements Cluster {
   async ping(): Promise<void> {
     try {
       if (!this.subscriber.isReady) throw new Error('the subscriber connection is not ready');
-      await this.connection.ping();
+      await this.connection.command(['PING']);
     } catch (error) {
       throw coordinationUnavailable(error);
     }
@@ -227,7 +230,7 @@ export class RedisCluster implements Cluster {
     clearInterval(this.timer);
     this.publisher.flush();
     this.followers.close();
-    await Promise.all([this.connection, this.subscriber].map((connection) => closeConnection(connection)));
+    await Promise.all([this.connection.close(), this.subscriber.close()]);
   }
 
   private lockKey(ownerId: string, chatId: string): string {
@@ -265,12 +268,4 @@ function parseJson<T>(text: string): T | undefined {
   } catch {
     return undefined;
   }
-}
-
-async function closeConnection(connection: RedisConnection): Promise<void> {
-  if (!connection.isReady) {
-    if (connection.isOpen) connection.destroy();
-    return;
-  }
-  await connection.close().catch(() => connection.destroy());
 }

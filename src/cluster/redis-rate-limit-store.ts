@@ -18,7 +18,7 @@ export function redisRateLimitStore(connection: RedisConnection, prefix: string)
     prefix: `${prefix}rl:`,
     sendCommand: async (...command: string[]) => {
       try {
-        return await connection.sendCommand(command);
+        return await connection.command(command);
       } catch (error) {
         if (command[0] === 'SCRIPT' && command[1] === 'LOAD' && command[2]) return createHash('sha1').update(command[2]).digest('hex');
         throw error;

@@ -87,9 +87,9 @@ export async function runScript<T>(connection: RedisConnection, script: string, 
   }
   const rest = [String(keys.length), ...keys, ...args.map(String)];
   try {
-    return await connection.sendCommand<T>(['EVALSHA', sha, ...rest]);
+    return await connection.command<T>(['EVALSHA', sha, ...rest]);
   } catch (error) {
     if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-    return connection.sendCommand<T>(['EVAL', script, ...rest]);
+    return connection.command<T>(['EVAL', script, ...rest]);
   }
 }
