@@ -26,7 +26,7 @@ export interface ServiceOptions {
   databaseUrl?: string;
   /** Names the service's files in `runDir`, so that several services of one run keep their own. */
   name?: string;
-  /** More environment variables for the service (e.g. NODE_OPTIONS for a bench hook). */
+  /** More environment variables for the service (e.g. NODE_OPTIONS for a bench hook, REDIS_URL and INSTANCE_ID for a cluster). */
   environment?: NodeJS.ProcessEnv;
   /** Settings appended to the raised limits of the config file (TOML). */
   extraToml?: string;
@@ -34,8 +34,12 @@ export interface ServiceOptions {
   expectFirstKey?: boolean;
 }
 
-/** Settings of the service that must not leak in from the shell running the benchmark. */
-const SERVICE_VARIABLES = /^(AZURE_|OPENAI_)|^(NODE_ENV|NODE_OPTIONS|PORT|HOST|DATABASE_URL|CONFIG_PATH|LOG_LEVEL)$/;
+/**
+ * Settings of the service that must not leak in from the shell running the benchmark: a REDIS_URL
+ * or WORKERS left in the shell would turn a single-instance measurement into a multi-instance one
+ * (`options.environment` sets them when a run means it).
+ */
+const SERVICE_VARIABLES = /^(AZURE_|OPENAI_)|^(NODE_ENV|NODE_OPTIONS|PORT|HOST|DATABASE_URL|CONFIG_PATH|LOG_LEVEL|REDIS_URL|WORKERS|INSTANCE_ID)$/;
 
 /**
  * Starts the production build (`node dist/main.js`) against the paced upstream, with a fresh
