@@ -126,8 +126,8 @@ export function cpuPerDelta(level: CpuLevel, side: Side, pick: (round: CpuRound)
 }
 
 /**
- * M1/S1 of each pair of measured rounds (the n-th of each side), to show how much the ratio moves
- * from round to round; the headline ratio is over all rounds together.
+ * M1/S1 of each pair of measured rounds (the n-th of each side): how much the ratio moves from
+ * round to round. Their median is the figure the target is judged on.
  */
 export function pairRatios(level: CpuLevel): number[] {
   const perDelta = (side: Side) =>

@@ -3,12 +3,13 @@
  * event loop are not the services'. On the orchestrator's request (IPC) it starts a round of
  * streams together: each posts a new chat to the owner instance and, as soon as the first frame
  * of that reply arrives, resumes it on the follower instance (no Last-Event-ID: from the start).
- * Both readers of a stream are in this process and time their frames on one clock
- * (performance.now()), so the follower's lag behind the owner is the difference of two readings.
+ * Both readers of a stream are in this process and time their socket reads on one clock
+ * (performance.now()), so the follower's lag behind the owner is the difference of two readings;
+ * the responses are parsed only once the round is over, so that the readings wait on nothing.
  * It sends back, raw, when every delta arrived on each side and whether the frames match; all
  * statistics are computed by the orchestrator.
  */
-import * as http from 'node:http';
+import * as net from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Endpoint, FollowRecord, FollowRoundResult, FollowRoundSpec, FromFollowLoad, ReaderRecord, ToFollowLoad } from './cluster-protocol';
@@ -17,12 +18,6 @@ const PROMPT = 'Say something short.';
 const TEXT_DELTA = '"type":"text-delta"';
 /** monitorEventLoopDelay samples with a timer of this period, and its values include that period. */
 const LOOP_DELAY_RESOLUTION_MS = 10;
-
-// One keep-alive pool per instance, larger than a round, so that later rounds reuse the sockets.
-const agents = {
-  owner: new http.Agent({ keepAlive: true, maxSockets: 4096, maxFreeSockets: 4096, timeout: 120_000 }),
-  follower: new http.Agent({ keepAlive: true, maxSockets: 4096, maxFreeSockets: 4096, timeout: 120_000 }),
-};
 
 const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 
@@ -35,41 +30,71 @@ function send(message: FromFollowLoad): void {
  * and the arrival time of the chunk that completed it. Only the id line is read while the stream
  * runs: the text is taken from the frames at the end (textOf), off the clock.
  */
-class FrameReader {
-  readonly frames: string[] = [];
-  private tail = '';
+/** Socket chunks as they arrived, and when: parsed only once the response has ended. */
+interface Arrivals {
+  chunks: Buffer[];
+  at: number[];
+}
 
-  constructor(
-    private readonly record: ReaderRecord,
-    private readonly onFirstFrame?: () => void,
-  ) {}
-
-  push(chunk: string, at: number): void {
-    const text = this.tail.length === 0 ? chunk : this.tail + chunk;
-    let start = 0;
-    // JSON escapes newlines, so a blank line only ever ends a frame.
-    for (let end = text.indexOf('\n\n'); end !== -1; end = text.indexOf('\n\n', start)) {
-      this.take(text.slice(start, end + 2), at);
-      start = end + 2;
-    }
-    this.tail = start === text.length ? '' : text.slice(start);
+/**
+ * The frames of a raw HTTP/1.1 response (headers, then a chunked body), each with the arrival time
+ * of the socket read that completed it. The service writes whole frames in each body chunk, so a
+ * frame is complete when its body chunk is.
+ */
+function parseResponse(arrivals: Arrivals, record: ReaderRecord): string[] {
+  const raw = Buffer.concat(arrivals.chunks);
+  // The end offset (exclusive) of each socket read within `raw`, to time a byte by its read.
+  const ends: number[] = [];
+  let total = 0;
+  for (const chunk of arrivals.chunks) ends.push((total += chunk.length));
+  let read = 0;
+  const arrivalOf = (offset: number): number => {
+    while (read < ends.length - 1 && ends[read]! <= offset) read++;
+    return arrivals.at[read]!;
+  };
+  const headerEnd = raw.indexOf('\r\n\r\n');
+  if (headerEnd === -1) {
+    record.errors.push('no_headers');
+    return [];
   }
-
-  private take(frame: string, at: number): void {
-    if (frame.startsWith(':')) return; // a heartbeat comment, not part of the reply
-    const { record } = this;
-    const first = record.firstFrameAt === null;
-    if (first) record.firstFrameAt = round3(at);
-    this.frames.push(frame);
-    const id = frame.startsWith('id: ') ? Number(frame.slice(4, frame.indexOf('\n'))) : -1;
-    record.frameIds.push(id);
-    if (frame.includes(TEXT_DELTA)) {
-      record.deltaIds.push(id);
-      record.deltaAt.push(round3(at));
-    }
-    if (frame.includes('\ndata: [DONE]')) record.done = true;
-    if (first) this.onFirstFrame?.();
+  record.status = Number(/^HTTP\/1\.1 (\d{3})/.exec(raw.subarray(0, headerEnd).toString('latin1'))?.[1] ?? 0);
+  if (record.status !== 200) {
+    record.errors.push(`http_${record.status}`);
+    return [];
   }
+  const frames: string[] = [];
+  let offset = headerEnd + 4;
+  for (;;) {
+    const sizeEnd = raw.indexOf('\r\n', offset);
+    if (sizeEnd === -1) break;
+    const size = Number.parseInt(raw.subarray(offset, sizeEnd).toString('latin1'), 16);
+    if (!Number.isFinite(size) || size === 0) break;
+    const dataStart = sizeEnd + 2;
+    const dataEnd = dataStart + size;
+    if (dataEnd > raw.length) {
+      record.errors.push('cut');
+      break;
+    }
+    const at = arrivalOf(dataEnd - 1);
+    for (const frame of raw.subarray(dataStart, dataEnd).toString('utf8').split('\n\n')) {
+      if (frame === '' || frame.startsWith(':')) continue; // a heartbeat comment, not part of the reply
+      take(`${frame}\n\n`, at, record, frames);
+    }
+    offset = dataEnd + 2;
+  }
+  return frames;
+}
+
+function take(frame: string, at: number, record: ReaderRecord, frames: string[]): void {
+  if (record.firstFrameAt === null) record.firstFrameAt = round3(at);
+  frames.push(frame);
+  const id = frame.startsWith('id: ') ? Number(frame.slice(4, frame.indexOf('\n'))) : -1;
+  record.frameIds.push(id);
+  if (frame.includes(TEXT_DELTA)) {
+    record.deltaIds.push(id);
+    record.deltaAt.push(round3(at));
+  }
+  if (frame.includes('\ndata: [DONE]')) record.done = true;
 }
 
 function emptyRecord(): ReaderRecord {
@@ -77,64 +102,62 @@ function emptyRecord(): ReaderRecord {
 }
 
 interface ReadOptions {
-  agent: http.Agent;
   endpoint: Endpoint;
   method: 'POST' | 'GET';
   path: string;
   body?: string;
   origin: number;
   timeoutMs: number;
+  /** Called once the first frame (id 1) has arrived. */
   onFirstFrame?: () => void;
 }
 
-/** Sends one request and reads its event stream to the end; `done` gets the record exactly once. */
-function read(options: ReadOptions, done: (record: ReaderRecord, frames: string[]) => void): void {
+/**
+ * One request on a socket of its own (Connection: close), read raw: each socket read is stamped
+ * and kept, and nothing else is done until the response has ended. Node's HTTP client and a
+ * frame parser cost tens of microseconds a read; with 200 readers whose frames come in bursts
+ * every 20 ms, that work delayed the stamps of the reads queued behind it by milliseconds, and
+ * unevenly between the two readers of a stream: the instrument measured itself.
+ */
+function read(options: ReadOptions, done: (parse: () => { record: ReaderRecord; frames: string[] }) => void): void {
   const record = emptyRecord();
-  const reader = new FrameReader(record, options.onFirstFrame);
+  const arrivals: Arrivals = { chunks: [], at: [] };
   let settled = false;
+  let sawFirst = options.onFirstFrame === undefined;
   const settle = (): void => {
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    if (record.status === 200 && !record.done) record.errors.push('missing_done');
-    done(record, reader.frames);
+    // Parsed once the whole round has ended: here, it would hold up the reads of the streams
+    // still running.
+    done(() => {
+      const frames = parseResponse(arrivals, record);
+      if (record.status === 200 && !record.done && !record.errors.includes('timeout')) record.errors.push('missing_done');
+      return { record, frames };
+    });
   };
-  const headers: http.OutgoingHttpHeaders = { ...options.endpoint.headers };
-  if (options.body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) });
-  const request = http.request({ agent: options.agent, host: '127.0.0.1', port: options.endpoint.port, method: options.method, path: options.path, headers });
+  const headers = Object.entries({ ...options.endpoint.headers, host: `127.0.0.1:${options.endpoint.port}`, connection: 'close' });
+  if (options.body !== undefined) headers.push(['content-type', 'application/json'], ['content-length', String(Buffer.byteLength(options.body))]);
+  const head = `${options.method} ${options.path} HTTP/1.1\r\n${headers.map(([name, value]) => `${name}: ${String(value)}\r\n`).join('')}\r\n`;
+  const socket = net.connect({ host: '127.0.0.1', port: options.endpoint.port, noDelay: true });
   const timer = setTimeout(() => {
     record.errors.push('timeout');
-    request.destroy();
+    socket.destroy();
   }, options.timeoutMs);
-
-  request.on('response', (response) => {
-    record.status = response.statusCode ?? 0;
-    if (record.status !== 200) record.errors.push(`http_${record.status}`);
-    response.setEncoding('utf8');
-    response.on('data', (chunk: string) => {
-      const at = performance.now() - options.origin; // first: the parsing below is not the service's time
-      if (record.status === 200) reader.push(chunk, at);
-    });
-    response.on('error', (error: NodeJS.ErrnoException) => record.errors.push(`response_${error.code ?? error.message}`));
-    response.on('close', () => {
-      if (!response.complete && !record.errors.includes('timeout')) record.errors.push('cut');
-      settle();
-    });
+  socket.on('data', (chunk: Buffer) => {
+    arrivals.at.push(performance.now() - options.origin); // first: nothing else is timed
+    arrivals.chunks.push(chunk);
+    if (!sawFirst && chunk.includes('id: 1\n')) {
+      sawFirst = true;
+      options.onFirstFrame!();
+    }
   });
-  request.on('error', (error: NodeJS.ErrnoException) => {
-    if (record.status === 0) record.errors.push(`socket_${error.code ?? error.message}`);
-    settle();
-  });
-  request.on('close', () => {
-    if (record.status !== 0) return;
-    if (record.errors.length === 0) record.errors.push('closed');
-    settle();
-  });
+  socket.on('error', (error: NodeJS.ErrnoException) => record.errors.push(`socket_${error.code ?? error.message}`));
+  socket.on('close', settle);
   record.sentAt = round3(performance.now() - options.origin);
-  request.end(options.body);
+  socket.write(options.body === undefined ? head : head + options.body);
 }
 
-/** The first frame where the follower's copy and the owner's differ, or undefined when they are equal. */
 function firstDifference(owner: string[], follower: string[]): FollowRecord['firstDifference'] {
   const cut = (frame: string | undefined) => (frame === undefined ? null : frame.slice(0, 300));
   for (let index = 0; index < Math.max(owner.length, follower.length); index++) {
@@ -144,37 +167,36 @@ function firstDifference(owner: string[], follower: string[]): FollowRecord['fir
 }
 
 /** One stream: the POST on the owner, and the resume on the follower once the owner's first frame is in. */
-function followStream(spec: FollowRoundSpec, origin: number, done: (record: FollowRecord) => void): void {
+function followStream(spec: FollowRoundSpec, origin: number, done: (result: () => FollowRecord) => void): void {
   const chatId = randomUUID();
   const body = JSON.stringify({ chatId, messages: [{ role: 'user', content: PROMPT }] });
-  let owner: { record: ReaderRecord; frames: string[] } | undefined;
-  let follower: { record: ReaderRecord; frames: string[] } | undefined;
+  let owner: (() => { record: ReaderRecord; frames: string[] }) | undefined;
+  let follower: (() => { record: ReaderRecord; frames: string[] }) | undefined;
   let followerStarted = false;
   const finish = (): void => {
     if (!owner || (followerStarted && !follower)) return;
-    const followerSide = follower ?? { record: { ...emptyRecord(), errors: ['not_started'] }, frames: [] };
-    const difference = firstDifference(owner.frames, followerSide.frames);
-    owner.record.text = textOf(owner.frames);
-    followerSide.record.text = textOf(followerSide.frames);
-    done({ chatId, owner: owner.record, follower: followerSide.record, sameFrames: difference === undefined, ...(difference ? { firstDifference: difference } : {}) });
+    const ownerParse = owner;
+    const followerParse = follower;
+    done(() => {
+      const ownerSide = ownerParse();
+      const followerSide = followerParse?.() ?? { record: { ...emptyRecord(), errors: ['not_started'] }, frames: [] };
+      const difference = firstDifference(ownerSide.frames, followerSide.frames);
+      ownerSide.record.text = textOf(ownerSide.frames);
+      followerSide.record.text = textOf(followerSide.frames);
+      return { chatId, owner: ownerSide.record, follower: followerSide.record, sameFrames: difference === undefined, ...(difference ? { firstDifference: difference } : {}) };
+    });
   };
   const startFollower = (): void => {
     followerStarted = true;
-    read(
-      { agent: agents.follower, endpoint: spec.follower, method: 'GET', path: `/api/chat/${chatId}/stream`, origin, timeoutMs: spec.streamTimeoutMs },
-      (record, frames) => {
-        follower = { record, frames };
-        finish();
-      },
-    );
-  };
-  read(
-    { agent: agents.owner, endpoint: spec.owner, method: 'POST', path: '/api/chat', body, origin, timeoutMs: spec.streamTimeoutMs, onFirstFrame: startFollower },
-    (record, frames) => {
-      owner = { record, frames };
+    read({ endpoint: spec.follower, method: 'GET', path: `/api/chat/${chatId}/stream`, origin, timeoutMs: spec.streamTimeoutMs }, (parse) => {
+      follower = parse;
       finish();
-    },
-  );
+    });
+  };
+  read({ endpoint: spec.owner, method: 'POST', path: '/api/chat', body, origin, timeoutMs: spec.streamTimeoutMs, onFirstFrame: startFollower }, (parse) => {
+    owner = parse;
+    finish();
+  });
 }
 
 /** The reply's text, from its text-delta frames in order; a frame that is not JSON shows as such rather than failing the round. */
@@ -198,17 +220,18 @@ function runRound(spec: FollowRoundSpec): Promise<FollowRoundResult> {
     loopDelay.enable();
     const cpuBefore = process.cpuUsage();
     const origin = performance.now();
-    const streams: FollowRecord[] = [];
+    const results: Array<() => FollowRecord> = [];
     // All streams start together, as in a burst round of the main benchmark.
     for (let index = 0; index < spec.streams; index++) {
-      followStream(spec, origin, (record) => {
-        streams.push(record);
-        if (streams.length < spec.streams) return;
+      followStream(spec, origin, (result) => {
+        results.push(result);
+        if (results.length < spec.streams) return;
         loopDelay.disable();
         const cpu = process.cpuUsage(cpuBefore);
+        const wallMs = round3(performance.now() - origin);
         resolve({
-          streams,
-          wallMs: round3(performance.now() - origin),
+          streams: results.map((parse) => parse()),
+          wallMs,
           loadCpuMs: round3((cpu.user + cpu.system) / 1000),
           loadLoopDelayP99Ms: round3(Math.max(0, loopDelay.percentile(99) / 1e6 - LOOP_DELAY_RESOLUTION_MS)),
         });

@@ -47,13 +47,17 @@ function cpuRatio(level: CpuLevel): number | null {
 }
 
 function checks(input: ClusterReportInput): Check[] {
+  // Judged on the median of the paired rounds' ratios: two identical single-instance services
+  // (BENCH_CLUSTER_AA=1) measure 0.98 to 1.08 apart over all rounds on this 2-core machine, with
+  // single pairs up to 1.42, and one slow pair moves the all-rounds ratio by several points.
   const list: Check[] = input.cpu.map((level) => {
     const ratio = cpuRatio(level);
+    const median = medianPairRatio(level);
     return {
-      target: `${level.scenario.name}: service CPU per delta, multi-instance (M1) / single-instance (S1), no remote reader`,
+      target: `${level.scenario.name}: service CPU per delta, multi-instance (M1) / single-instance (S1), no remote reader (median of paired rounds)`,
       limit: `≤ ${MAX_CPU_RATIO.toFixed(2)}`,
-      measured: `${ratio === null ? 'n/a' : ratio.toFixed(3)} (S1 ${us(cpuPerDelta(level, 'S1'))} µs, M1 ${us(cpuPerDelta(level, 'M1'))} µs)`,
-      pass: ratio !== null && ratio <= MAX_CPU_RATIO,
+      measured: `${median === null ? 'n/a' : median.toFixed(3)} (all rounds: ${ratio === null ? 'n/a' : ratio.toFixed(3)}; S1 ${us(cpuPerDelta(level, 'S1'))} µs, M1 ${us(cpuPerDelta(level, 'M1'))} µs)`,
+      pass: median !== null && median <= MAX_CPU_RATIO,
     };
   });
   const cpuErrors = input.cpu.reduce((total, level) => total + level.summaries.S1.errors + level.summaries.M1.errors, 0);
@@ -160,6 +164,11 @@ function roundRows(level: CpuLevel): string[][] {
   ]);
 }
 
+function medianPairRatio(level: CpuLevel): number | null {
+  const pairs = pairRatios(level);
+  return pairs.length === 0 ? null : percentile(Float64Array.from(pairs).sort(), 50);
+}
+
 function ratioRows(input: ClusterReportInput): string[][] {
   return input.cpu.map((level) => {
     const ratio = cpuRatio(level);
@@ -244,9 +253,10 @@ export function renderClusterReport(input: ClusterReportInput): string {
     `1. **CPU per delta with no remote reader.** The main benchmark's bursts (${c100?.scenario.description ?? ''}; c=500 the same with 500), \`POST /api/chat\` with a new chat per stream, ` +
       'against S1 and M1 in interleaved rounds (a warm-up round of each, then S1, M1 / M1, S1 / …) so that the VM\'s drift hits both alike; M2 idles, so M1 really is in a cluster. ' +
       'Service CPU is user + system from `/proc/<pid>/stat` (10 ms ticks) over the round, divided by the deltas the load generator received; it includes the per-turn work (storing the turn and the reply, and on M1 its Redis commands), spread over 64 deltas. ' +
+      'The target is judged on the median of the paired rounds\' ratios (the n-th round of M1 over the n-th of S1), printed beside the ratio over all rounds: on this machine two identical single-instance services (`BENCH_CLUSTER_AA=1`) measure 0.98 to 1.08 apart over all rounds, and single pairs up to 1.42. ' +
       'The Redis columns are the server\'s INFO counters over M1\'s and S1\'s rounds (a shared server: anything else it served then is in them too; S1 does not talk to Redis, so its figures are that background).',
     `2. **Remote reader lag.** ${input.lag.remote.streamsPerRound} streams started together: each posts a new chat to M1 (A) and, as soon as its first frame arrives, opens \`GET /api/chat/:chatId/stream\` on M2 (B), with no Last-Event-ID. ` +
-      'Both readers are in one load process and note each text-delta frame\'s arrival on one clock (performance.now()); a delta\'s lag is its arrival on B − its arrival on A, matched by SSE id. ' +
+      'Both readers are in one load process, each on a raw socket of its own, and stamp every socket read on one clock (performance.now()) before anything else; the responses are parsed once the round is over, and a text-delta frame\'s arrival is the read that completed it. A delta\'s lag is its arrival on B − its arrival on A, matched by SSE id. ' +
       'Deltas A had before B\'s stream was live came to B in its catch-up burst, so the target\'s figure counts only deltas that reached A after B\'s first frame. ' +
       'The baseline resumes on M1 itself (B local): the same readers and load process with no Redis hop, so its lag is the measurement\'s own noise (both readers share one event loop, on a machine whose cores the services, upstream and database share) and the local fan-out. ' +
       `A warm-up round of each, then ${input.lag.remote.rounds} measured rounds of each, interleaved.`,

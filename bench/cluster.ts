@@ -47,7 +47,7 @@ const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
  * (the machine drifts; at c=500 a service that falls behind writes several deltas at once, which
  * costs less per delta), so the ratio needs several rounds of each.
  */
-const CPU_ROUNDS: Record<string, number> = { 'c=100': 8, 'c=500': 8 };
+const CPU_ROUNDS: Record<string, number> = { 'c=100': 12, 'c=500': 8 };
 const LAG_ROUNDS = 3;
 /**
  * Appended to RAISED_LIMITS_TOML, whose last table is [limits]: the first line goes there. The lag
@@ -72,12 +72,18 @@ function progress(line: string): void {
 let ourStoppedCpuMs = 0;
 
 /**
- * BENCH_LAG_STREAMS=30 BENCH_CLUSTER_PARTS=lag npm run bench:cluster: only the lag, at another
- * concurrency (to tell the relay's own cost from the machine's cores being all taken). The partial
- * report goes to bench/tmp/cluster-results.md.
+ * Runs that answer a question of their own write their report to bench/tmp/cluster-results.md, so
+ * that bench/cluster-results.md always holds a full run:
+ * - BENCH_CLUSTER_PARTS=cpu or =lag: only that part.
+ * - BENCH_LAG_STREAMS=30: the lag at another concurrency (to tell the relay's own cost from the
+ *   machine's cores being all taken).
+ * - BENCH_CLUSTER_AA=1: M1 runs single-instance too (no REDIS_URL), so the CPU ratio shows what
+ *   two identical services measure apart on this machine: the resolution of the CPU target.
  */
 const onlyLag = process.env.BENCH_CLUSTER_PARTS === 'lag';
+const onlyCpu = process.env.BENCH_CLUSTER_PARTS === 'cpu';
 const lagStreams = Number(process.env.BENCH_LAG_STREAMS) || 100;
+const aToA = process.env.BENCH_CLUSTER_AA === '1';
 
 function lagScenario(): Scenario {
   const base = scenario('c=100');
@@ -123,7 +129,12 @@ async function startServices(fake: Extract<FromUpstream, { type: 'ready' }>, ser
   // S1 gets the same [cluster] table: with no REDIS_URL it is unused, and the configs differ in nothing else.
   const s1 = await startService(dir, fake, { name: 's1', databaseUrl: s1Database, extraToml });
   services.push(s1);
-  const m1 = await startService(dir, fake, { name: 'm1', databaseUrl: clusterDatabase, extraToml, environment: multi('bench-m1') });
+  const m1 = await startService(dir, fake, {
+    name: 'm1',
+    databaseUrl: clusterDatabase,
+    extraToml,
+    environment: aToA ? { INSTANCE_ID: 'bench-m1' } : multi('bench-m1'),
+  });
   services.push(m1);
   const m2Started = await startService(dir, fake, { name: 'm2', databaseUrl: clusterDatabase, extraToml, environment: multi('bench-m2'), expectFirstKey: false });
   const m2 = { ...m2Started, apiKey: m1.apiKey };
@@ -169,7 +180,7 @@ async function main(): Promise<void> {
     });
     progress('bench:cluster: 2. remote reader lag, M1 generates; B on M2, and on M1 for the baseline, interleaved');
     lagRun = await measureFollowLag({ upstream, followLoad }, lagScenario(), { owner: cluster.m1, remote: cluster.m2 }, {
-      rounds: LAG_ROUNDS,
+      rounds: onlyCpu ? 0 : LAG_ROUNDS,
       endpoint: (service) => ({ port: service.port, headers: { authorization: `Bearer ${service.apiKey}` } }),
       progress,
     });
@@ -199,7 +210,7 @@ async function main(): Promise<void> {
     cpu,
     lag,
   });
-  const partial = onlyLag || lagStreams !== 100;
+  const partial = onlyLag || onlyCpu || aToA || lagStreams !== 100;
   writeFileSync(partial ? path.join(TMP_DIR, 'cluster-results.md') : path.join(__dirname, 'cluster-results.md'), markdown);
   writeFileSync(
     path.join(TMP_DIR, 'cluster-last-run.json'),
