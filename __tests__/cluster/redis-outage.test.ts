@@ -11,7 +11,8 @@ import { eventually, openSse, type SseConnection } from '../support/chat-client'
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { createPostgresDatabase, dropPostgresDatabases, postgresUnreachable } from '../support/postgres-database';
 import { ownRedis, REDIS_SERVER_BINARY, redisKeys, type OwnRedis } from '../support/redis-server';
-import { FIRST_KEY_LINE, listeningPort, serviceEnvironment, startServer, stopServers, type ServerProcess } from '../support/server-process';
+import { startClusterInstance, type ClusterInstance } from '../support/cluster-instance';
+import { FIRST_KEY_LINE, stopServers } from '../support/server-process';
 import { parseSse } from '../support/sse';
 
 const skipped = postgresUnreachable() ?? (REDIS_SERVER_BINARY ? undefined : 'no redis-server binary on this machine');
@@ -23,24 +24,10 @@ let databaseUrl: string;
 let upstream: FakeUpstream;
 let redis: OwnRedis;
 let key: string;
-const instances: Array<{ process: ServerProcess; url: string }> = [];
+const instances: ClusterInstance[] = [];
 
-async function start(name: string, configPath: string): Promise<{ process: ServerProcess; url: string }> {
-  const process = startServer(
-    directory,
-    serviceEnvironment({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: redis.url,
-      INSTANCE_ID: name,
-      CONFIG_PATH: configPath,
-      AZURE_OPENAI_API_KEY: upstream.apiKey,
-      AZURE_OPENAI_ENDPOINT: `${upstream.url}/`,
-      AZURE_OPENAI_DEPLOYMENT_NAME: upstream.deployment,
-    }),
-  );
-  return { process, url: `http://127.0.0.1:${await listeningPort(process, 30_000)}` };
+function start(name: string, configPath: string): Promise<ClusterInstance> {
+  return startClusterInstance({ directory, databaseUrl, redisUrl: redis.url, configPath, upstream }, name);
 }
 
 const auth = () => ({ authorization: `Bearer ${key}` });
@@ -91,7 +78,7 @@ describeOutage('Redis unreachable under running instances', () => {
   });
 
   test('/readyz says 503 and new turns get 503 service_unavailable; the running reply finishes and is stored, its remote reader catches up, and all recovers when Redis is back', async () => {
-    const [e, f] = instances as [{ process: ServerProcess; url: string }, { process: ServerProcess; url: string }];
+    const [e, f] = instances as [ClusterInstance, ClusterInstance];
     const chatId = randomUUID();
     upstream.enqueue({ kind: 'stream', content: words(60), delayMs: 50 });
     const onE = await openTurn(e.url, chatId);
@@ -138,7 +125,7 @@ describeOutage('Redis unreachable under running instances', () => {
   }, 60_000);
 
   test('a claim lost with Redis\'s data is put back by its holder: a second turn on the chat is still refused', async () => {
-    const [e, f] = instances as [{ process: ServerProcess; url: string }, { process: ServerProcess; url: string }];
+    const [e, f] = instances as [ClusterInstance, ClusterInstance];
     const chatId = randomUUID();
     upstream.enqueue({ kind: 'stream', content: words(80), delayMs: 50 });
     const onE = await openTurn(e.url, chatId);

@@ -16,18 +16,15 @@ import { eventually, openSse, type SseConnection } from '../support/chat-client'
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { createPostgresDatabase, dropPostgresDatabases, postgresUnreachable } from '../support/postgres-database';
 import { connectRedis, redisKeys, redisUnreachable, removeRedisKeys, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/redis-server';
-import { FIRST_KEY_LINE, listeningPort, serviceEnvironment, startServer, stopServers, type ServerProcess } from '../support/server-process';
+import { startClusterInstance, type ClusterInstance } from '../support/cluster-instance';
+import { FIRST_KEY_LINE, serviceEnvironment, startServer, stopServers } from '../support/server-process';
 import { parseSse } from '../support/sse';
 
 const LEASE_SECONDS = 2;
 const skipped = postgresUnreachable() ?? redisUnreachable();
 const describeCluster = skipped ? describe.skip : describe;
 
-interface Instance {
-  name: string;
-  process: ServerProcess;
-  url: string;
-}
+type Instance = ClusterInstance;
 
 let directory: string;
 let databaseUrl: string;
@@ -41,24 +38,8 @@ let b: Instance;
 let c: Instance;
 
 /** Starts an instance of the service on the shared database and Redis, and waits until it listens. */
-async function startInstance(name: string, extra: Record<string, string> = {}): Promise<Instance> {
-  const process = startServer(
-    directory,
-    serviceEnvironment({
-      PORT: '0',
-      HOST: '127.0.0.1',
-      DATABASE_URL: databaseUrl,
-      REDIS_URL: TEST_REDIS_URL,
-      INSTANCE_ID: name,
-      CONFIG_PATH: configPath,
-      AZURE_OPENAI_API_KEY: upstream.apiKey,
-      AZURE_OPENAI_ENDPOINT: `${upstream.url}/`,
-      AZURE_OPENAI_DEPLOYMENT_NAME: upstream.deployment,
-      ...extra,
-    }),
-  );
-  const port = await listeningPort(process, 30_000);
-  return { name, process, url: `http://127.0.0.1:${port}` };
+function startInstance(name: string, extra: Record<string, string> = {}): Promise<Instance> {
+  return startClusterInstance({ directory, databaseUrl, redisUrl: TEST_REDIS_URL, configPath, upstream }, name, extra);
 }
 
 /** A new API key, so that each test's limits start from zero. */
