@@ -1,9 +1,9 @@
 import type { StreamEntry, UiMessagePart } from './ui-message-part';
 
 /**
- * Where a generation keeps its parts for the responses that read them. This one lives in the
- * process's memory and goes away with the generation; a log in a shared store (Redis streams,
- * a PostgreSQL table) behind the same two calls would let another instance resume the stream.
+ * Where a generation keeps its parts for the responses that read them. It lives in the process's
+ * memory and goes away with the generation: another instance that resumes the reply asks this one
+ * for them (src/cluster/), so that a reply nobody follows elsewhere costs no shared store per part.
  */
 export interface PartLog {
   /** Adds `part` with the next id (ids count up from 1). */
