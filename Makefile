@@ -42,7 +42,7 @@ DOCKER_PORT ?= 3000
 DOCKER_ENV_FILE := $(if $(wildcard $(ROOT)/.env),--env-file "$(ROOT)/.env")
 
 .PHONY: help dev build start test test-coverage typecheck db-exists db-shell db-tables db-schema \
-	docker-build docker-run clean
+	docker-build docker-run docker-cluster clean
 
 help: ## List the targets
 	@echo "Usage: make <target>"
@@ -110,6 +110,9 @@ docker-run: ## Run the image on port 3000 (with .env if present; data in a named
 		-e PORT=3000 -e HOST=0.0.0.0 -e DATABASE_URL=file:/app/data/chat.db \
 		-v $(DOCKER_VOLUME):/app/data \
 		$(IMAGE)
+
+docker-cluster: ## Run two replicas behind nginx, with PostgreSQL and Redis, on port 3002 (docker compose profile cluster)
+	cd "$(ROOT)" && docker compose --profile cluster up --build nginx
 
 clean: ## Remove dist/, coverage/ and the generated Prisma clients (keeps data/)
 	cd "$(ROOT)" && rm -rf dist coverage src/store/generated prisma/sqlite/schema.prisma prisma/postgresql/schema.prisma bench/tmp *.tsbuildinfo
