@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { abortCauseOf } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
-import type { Cluster, LocalReplies } from './cluster';
+import type { Cluster, LocalReplies, ReplyHolder } from './cluster';
 import { buildContext, historyWindow, promptTokensWithoutHistory, type Context } from './build-context';
 import { Generation } from './generation';
 import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, RecentHistory, StoredMessage, TokenCounter } from './ports';
@@ -298,11 +298,9 @@ export class ChatService implements LocalReplies {
    */
   async activeReply(chatId: string, ownerId: string): Promise<ReplyStream | undefined> {
     const local = this.activeGeneration(chatId, ownerId);
-    const { cluster } = this.options;
-    if (local || !cluster) return local;
-    const holder = await cluster.holderOf(ownerId, chatId);
-    if (!holder || holder.instanceId === cluster.instanceId) return undefined;
-    return cluster.follow(ownerId, chatId, holder);
+    if (local) return local;
+    const remote = await this.remoteHolder(chatId, ownerId);
+    return remote && remote.cluster.follow(ownerId, chatId, remote.holder);
   }
 
   /**
@@ -317,12 +315,17 @@ export class ChatService implements LocalReplies {
       await generation.finished;
       return { messageId: generation.messageId, status: generation.status };
     }
+    const remote = generation ? undefined : await this.remoteHolder(chatId, ownerId);
+    if (!remote) return undefined;
+    const status = await remote.cluster.cancel(ownerId, chatId, remote.holder);
+    return status === undefined ? undefined : { messageId: remote.holder.messageId, status };
+  }
+
+  /** Multi-instance mode: the reply holding the owner's chat, when another instance generates it. */
+  private async remoteHolder(chatId: string, ownerId: string): Promise<{ cluster: Cluster; holder: ReplyHolder } | undefined> {
     const { cluster } = this.options;
-    if (generation || !cluster) return undefined;
-    const holder = await cluster.holderOf(ownerId, chatId);
-    if (!holder || holder.instanceId === cluster.instanceId) return undefined;
-    const status = await cluster.cancel(ownerId, chatId, holder);
-    return status === undefined ? undefined : { messageId: holder.messageId, status };
+    const holder = cluster && (await cluster.holderOf(ownerId, chatId));
+    return cluster && holder && holder.instanceId !== cluster.instanceId ? { cluster, holder } : undefined;
   }
 
   /**

@@ -1,3 +1,4 @@
+import { MemoryPartLog } from '../chat/part-log';
 import type { ReplyStream } from '../chat/reply-stream';
 import type { StreamEntry, UiMessagePart } from '../chat/ui-message-part';
 
@@ -7,7 +8,8 @@ import type { StreamEntry, UiMessagePart } from '../chat/ui-message-part';
  * message missed while Redis was away) is seen and filled by asking for a snapshot again.
  */
 export class RemoteReply implements ReplyStream {
-  private readonly entries: StreamEntry[] = [];
+  /** Ids are the generating instance's: a part is kept only when its id is the next one here. */
+  private readonly parts = new MemoryPartLog();
   private readonly listeners = new Set<() => void>();
   private ended = false;
   /** When a part (or a sign of life) last came. */
@@ -27,15 +29,11 @@ export class RemoteReply implements ReplyStream {
   }
 
   get lastId(): number {
-    return this.entries.length;
-  }
-
-  get readers(): number {
-    return this.listeners.size;
+    return this.parts.lastId;
   }
 
   entriesAfter(lastId: number): StreamEntry[] {
-    return lastId >= this.entries.length ? [] : this.entries.slice(Math.max(0, lastId));
+    return this.parts.after(lastId);
   }
 
   subscribe(listener: () => void): () => void {
@@ -54,12 +52,12 @@ export class RemoteReply implements ReplyStream {
     this.lastHeard = Date.now();
     let added = false;
     for (const [id, part] of entries) {
-      if (this.ended || id <= this.entries.length) continue;
-      if (id > this.entries.length + 1) {
+      if (this.ended || id <= this.parts.lastId) continue;
+      if (id > this.parts.lastId + 1) {
         if (added) this.notify();
         return false;
       }
-      this.entries.push({ id, part });
+      this.parts.append(part);
       if (part.type === 'done') this.ended = true;
       added = true;
     }
@@ -71,11 +69,11 @@ export class RemoteReply implements ReplyStream {
   fail(errorText: string): void {
     if (this.ended) return;
     // Closed as the instance generating it would have closed it: its text first, if open.
-    const textOpen = this.entries.findLast((entry) => entry.part.type === 'text-start' || entry.part.type === 'text-end')?.part;
+    const textOpen = this.parts.after(0).findLast((entry) => entry.part.type === 'text-start' || entry.part.type === 'text-end')?.part;
     const parts: UiMessagePart[] = [];
     if (textOpen?.type === 'text-start') parts.push({ type: 'text-end', id: textOpen.id });
     parts.push({ type: 'error', errorText }, { type: 'done' });
-    this.receive(parts.map((part, index) => [this.entries.length + 1 + index, part]));
+    this.receive(parts.map((part, index) => [this.parts.lastId + 1 + index, part]));
   }
 
   private notify(): void {

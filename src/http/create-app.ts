@@ -37,8 +37,8 @@ export interface AppDependencies {
 /** The HTTP application. It never listens: `main.ts` (or a test) does. */
 export function createApp(dependencies: AppDependencies): Express {
   const { config, logger, keys, chat, conversations, store, provider, cluster, rateLimitStore } = dependencies;
-  const maxOpenStreams = config.limits.max_open_streams || 4 * config.limits.concurrent_streams;
   const { limits } = config;
+  const maxOpenStreams = limits.max_open_streams || 4 * limits.concurrent_streams;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
