@@ -43,7 +43,7 @@ describe('bad input', () => {
     ['a JSON string', 400, 'invalid_json', '"hello"', {}],
     ['a JSON array', 400, 'invalid_request', '[]', {}],
     ['no chatId', 400, 'invalid_request', { messages: [user] }, {}],
-    ['a chatId that is not a UUID', 400, 'invalid_request', { chatId: 'chat-1', messages: [user] }, {}],
+    ['a chatId outside the id set', 400, 'invalid_request', { chatId: 'chat/1', messages: [user] }, {}],
     ['no messages', 400, 'invalid_request', { chatId }, {}],
     ['an empty messages array', 400, 'invalid_request', { chatId, messages: [] }, {}],
     ['only a system message', 400, 'invalid_request', { chatId, messages: [{ role: 'system', content: 'Be brief.' }] }, {}],
@@ -69,25 +69,27 @@ describe('bad input', () => {
   });
 
   test('invalid fields are listed with their paths', async () => {
-    const exchange = await postChat(service.url, { chatId: 'nope', messages: [{ role: 'bot', content: 'x' }] });
+    const exchange = await postChat(service.url, { chatId: 'no pe', messages: [{ role: 'bot', content: 'x' }] });
     expect(exchange.json()).toEqual({
       error: {
         code: 'invalid_request',
         message: 'Invalid chat request.',
         details: [
-          { path: 'chatId', message: 'chatId must be a UUID' },
+          { path: 'chatId', message: 'chatId must be 1 to 128 letters, digits, "_" or "-"' },
           { path: 'messages.0.role', message: 'Invalid option: expected one of "system"|"user"|"assistant"' },
         ],
       },
     });
   });
 
+  const ID_SET = 'chatId must be 1 to 128 letters, digits, "_" or "-"';
   test.each<[string, Record<string, unknown>, string]>([
     ['no chatId', {}, 'chatId is required'],
-    ['chatId: null', { chatId: null }, 'chatId must be a UUID'],
-    ['chatId: ""', { chatId: '' }, 'chatId must be a UUID'],
-    ['chatId: 42', { chatId: 42 }, 'chatId must be a UUID'],
-    ['a chatId that is not a UUID', { chatId: 'chat-1' }, 'chatId must be a UUID'],
+    ['chatId: null', { chatId: null }, ID_SET],
+    ['chatId: ""', { chatId: '' }, ID_SET],
+    ['chatId: 42', { chatId: 42 }, ID_SET],
+    ['a chatId with a character outside the set', { chatId: 'chat 1' }, ID_SET],
+    ['a chatId of 129 characters', { chatId: 'a'.repeat(129) }, ID_SET],
   ])('%s: 400 with one detail that says so, and nothing stored', async (_name, chatIdField, detail) => {
     const before = { rows: await rowCounts(), upstream: upstream.requests.length };
     const exchange = await postChat(service.url, { ...chatIdField, messages: [user] });
@@ -115,7 +117,7 @@ describe('bad input', () => {
     ['an unknown API route', 404, 'not_found', 'POST', '/api/chatz'],
     ['GET on the chat route', 405, 'method_not_allowed', 'GET', '/api/chat'],
     ['the history of an unknown chat', 404, 'chat_not_found', 'GET', `/api/chats/${randomUUID()}/messages`],
-    ['the history of a malformed chat id', 400, 'invalid_request', 'GET', '/api/chats/abc/messages'],
+    ['the history of a malformed chat id', 400, 'invalid_request', 'GET', '/api/chats/a%20b/messages'],
   ])('%s gets %d %s as JSON', async (_name, status, code, method, path) => {
     const response = await fetch(`${service.url}${path}`, { method });
     expect(response.status).toBe(status);

@@ -102,7 +102,8 @@ describeEachEngine(() => {
       ['a limit over the maximum', '/api/chats?limit=101'],
       ['a limit that is not a number', '/api/chats?limit=ten'],
       ['a forged cursor', '/api/chats?cursor=bm90LWEtY3Vyc29y'],
-      ['a before that is not a message id', `/api/chats/${randomUUID()}/messages?before=abc`],
+      ['a before outside the id set', `/api/chats/${randomUUID()}/messages?before=not%20an%20id`],
+      ['a format other than ui', `/api/chats/${randomUUID()}/messages?format=json`],
     ])('rejects %s with 400', async (_name, path) => {
       const answer = await getPath(service.url, path);
       expect(answer.status).toBe(400);

@@ -18,6 +18,7 @@ const MIGRATIONS = path.join(PROJECT_ROOT, 'prisma', 'migrations');
 const UPGRADE = '20261130000000_chat_ids_per_owner';
 /** The migration after it, which fills the chats' counters from their messages. */
 const COUNTERS = '20261201000000_counters_purges_and_leases';
+const CLIENT_IDS = '20261202000000_client_message_ids';
 const ALICE_KEY = `lss_${'a'.repeat(43)}`;
 const BOB_KEY = `lss_${'b'.repeat(43)}`;
 const SHARED_ID = '11111111-1111-4111-8111-111111111111';
@@ -107,7 +108,7 @@ test('a database of the previous release keeps every chat, message, key and owne
   writePreviousRelease(file);
 
   service = await startTestService({ upstream, auth: true, reuseDatabase: `file:${file}` });
-  expect(service.appliedMigrations).toEqual([UPGRADE, COUNTERS]);
+  expect(service.appliedMigrations).toEqual([UPGRADE, COUNTERS, CLIENT_IDS]);
   await service.stop();
   expect(rows(file)).toEqual({
     chats: [
@@ -168,7 +169,7 @@ test('after the upgrade each owner reads and continues their own chats, and may 
 test('a second start finds the upgrade done and applies nothing', async () => {
   const file = path.join(folder, 'chat.db');
   writePreviousRelease(file);
-  expect(migrateSqlite(file, MIGRATIONS)).toEqual([UPGRADE, COUNTERS]);
+  expect(migrateSqlite(file, MIGRATIONS)).toEqual([UPGRADE, COUNTERS, CLIENT_IDS]);
   const before = rows(file);
   expect(migrateSqlite(file, MIGRATIONS)).toEqual([]);
   expect(rows(file)).toEqual(before);

@@ -47,6 +47,7 @@ function message(seq: number, owner: string, chatId: string, fields: Partial<Row
     durationMs: null,
     systemPromptHash: null,
     instanceId: null,
+    clientId: null,
     createdAt: at(seq),
     updatedAt: at(seq),
     ...fields,
@@ -86,7 +87,7 @@ export function sampleTables(): Tables {
     Message: [
       message(1, 'key-a', 'chat-1', { content: 'He said "hi", {ok} \\ back\nslash, café 🎉', createdAt: at(1), updatedAt: at(1) }),
       message(2, 'key-a', 'chat-1', { ...reply([12, 30], false), content: 'NULL', finishReason: 'stop', createdAt: at(1), updatedAt: at(2) }),
-      message(3, 'key-a', 'chat-1', { content: 'Thanks!' }),
+      message(3, 'key-a', 'chat-1', { content: 'Thanks!', clientId: 'Xy7rT0aBcD3eFgH1' }),
       message(4, 'key-a', 'chat-1', { ...reply([50, 8], true), finishReason: 'length' }),
       // The deleted chat-2 of key-a, still being purged (ChatPurge up to seq 6).
       message(5, 'key-a', 'chat-2', {}),

@@ -38,7 +38,10 @@ export interface TurnRequest {
   chatId: string;
   /** The API key the turn is made with; a chat belongs to the key that created it. */
   ownerId: string;
-  messages: ChatMessage[];
+  /** The messages to store (a system message sets the chat's prompt), with the ids their client gave them, if any. */
+  messages: Array<ChatMessage & { clientId?: string }>;
+  /** Changes to the chat's messages first: an edit of a user message, or a regeneration (no new message then). */
+  rewind?: { type: 'edit'; messageId: string; content: string } | { type: 'regenerate'; messageId: string | undefined };
 }
 
 interface PreparedTurn {
@@ -49,8 +52,10 @@ interface PreparedTurn {
   /** The chat's title if it has none yet. */
   title: string;
   history: StoredMessage[];
+  /** The messages after the history: the turn's new ones, or the stored user message a rewound chat ends with. */
   newMessages: ChatMessage[];
   newTokenCounts: number[];
+  /** Stored messages before the turn's, less any counted in `newMessages`. */
   storedCount: number;
 }
 
@@ -169,22 +174,45 @@ export class ChatService implements LocalReplies {
    */
   private async openTurn(request: TurnRequest, replyId: string): Promise<PreparedTurn> {
     const { store, counter, maxPromptTokens, defaultSystemPrompt } = this.options;
-    const newMessages = request.messages.filter((message) => message.role !== 'system');
+    const { rewind } = request;
+    const toStore = request.messages.filter((message) => message.role !== 'system');
+    // What goes upstream is role and content only (not the client's ids).
+    const newMessages: ChatMessage[] = toStore.map(({ role, content }) => ({ role, content }));
     // The latest system message of the request becomes the chat's prompt.
     const requestPrompt = request.messages.findLast((message) => message.role === 'system')?.content;
     const newTokenCounts = newMessages.map((message) => counter.count(message.content));
-    const title = titleFromMessage((newMessages.find((message) => message.role === 'user') ?? newMessages[0]!).content);
-    const turn = (before: RecentHistory | null): PreparedTurn => ({
-      systemPrompt: requestPrompt ?? before?.systemPrompt ?? defaultSystemPrompt,
-      requestPrompt,
-      title,
-      history: before?.messages ?? [],
-      newMessages,
-      newTokenCounts,
-      storedCount: before?.messageCount ?? 0,
-    });
+    // An edited message is not stored anew, but it is the turn's question: its size is known now.
+    const edited = rewind?.type === 'edit' ? { role: 'user' as const, content: rewind.content, tokenCount: counter.count(rewind.content) } : undefined;
+    const asked = edited ? [edited] : newMessages;
+    const askedCounts = edited ? [edited.tokenCount] : newTokenCounts;
+    const firstAsked = asked.find((message) => message.role === 'user') ?? asked[0];
+    // A regeneration stores no message, and its chat exists: the title is never used.
+    const title = firstAsked ? titleFromMessage(firstAsked.content) : '';
+    const turn = (before: RecentHistory | null): PreparedTurn => {
+      const history = before?.messages ?? [];
+      const prepared = {
+        systemPrompt: requestPrompt ?? before?.systemPrompt ?? defaultSystemPrompt,
+        requestPrompt,
+        title,
+        history,
+        newMessages,
+        newTokenCounts,
+        storedCount: before?.messageCount ?? 0,
+      };
+      // A rewound chat ends with the stored question the reply answers: it is the turn's question,
+      // never dropped from the context as old history would be.
+      const question = before && rewind ? history.at(-1) : undefined;
+      if (question?.role !== 'user') return before ? prepared : { ...prepared, newMessages: asked, newTokenCounts: askedCounts };
+      return {
+        ...prepared,
+        history: history.slice(0, -1),
+        newMessages: [{ role: question.role, content: question.content }],
+        newTokenCounts: [question.tokenCount ?? counter.count(question.content)],
+        storedCount: prepared.storedCount - 1,
+      };
+    };
     // What the system prompt's content may use: the budget less everything else of a prompt with no history.
-    const promptRoom = maxPromptTokens - promptTokensWithoutHistory({ systemPrompt: '', newMessages, newTokenCounts, counter }, 0);
+    const promptRoom = maxPromptTokens - promptTokensWithoutHistory({ systemPrompt: '', newMessages: asked, newTokenCounts: askedCounts, counter }, 0);
     // A prompt in the request is known now: checked exactly before anything is written.
     if (requestPrompt !== undefined) this.plan(turn(null), 0);
     const opening = {
@@ -192,10 +220,11 @@ export class ChatService implements LocalReplies {
       ownerId: request.ownerId,
       systemPrompt: requestPrompt,
       title,
-      messages: newMessages.map((message, index) => ({ ...message, tokenCount: newTokenCounts[index]! })),
+      messages: toStore.map((message, index) => ({ ...message, tokenCount: newTokenCounts[index]! })),
       reply: { id: replyId, model: this.options.provider.model, instanceId: this.options.instanceId },
       defaultPrompt: defaultSystemPrompt,
       historyLimit: historyWindow(this.options.maxConversationPairs),
+      rewind: !rewind ? undefined : rewind.type === 'edit' ? { ...rewind, tokenCount: edited!.tokenCount } : rewind,
     };
     const first = await store.openTurn({ ...opening, maxPromptBytes: requestPrompt === undefined ? promptRoom : null });
     if (first.stored) return turn(first.before);

@@ -84,7 +84,8 @@ export interface NewTurn {
   systemPrompt: string | undefined;
   /** Set when the chat has no title yet. */
   title: string;
-  messages: Array<ChatMessage & { tokenCount: number }>;
+  /** `clientId`: the id the client gave the message, unique within the chat (see Rewind for its checks). */
+  messages: Array<ChatMessage & { tokenCount: number; clientId?: string }>;
   /** The reply's row, opened as `streaming`; `instanceId` is the server instance generating it. */
   reply: { id: string; model: string; systemPromptHash: string; instanceId: string };
 }
@@ -96,8 +97,25 @@ export interface RecentHistory {
   messages: StoredMessage[];
 }
 
+/**
+ * What a turn undoes before it is stored, as the AI SDK's client does to its copy of the chat
+ * before it asks for a new reply. Message ids are those the API shows (the client's, if it gave one).
+ * - `edit`: user message `messageId` takes `content`, and every message after it is removed.
+ * - `regenerate`: with `messageId` an assistant message, it and every message after it are
+ *   removed; a user message, every message after it; undefined, the newest message if it is a reply.
+ */
+export type Rewind =
+  | { type: 'edit'; messageId: string; content: string; tokenCount: number }
+  | { type: 'regenerate'; messageId: string | undefined };
+
 /** A turn opened together with the read of the chat's history (ChatStore.openTurn). */
 export interface TurnOpening extends Omit<NewTurn, 'reply'> {
+  /**
+   * Applied first, in the same transaction, after the busy check and before the history is read.
+   * @throws AppError chat_not_found (no such chat), invalid_request (no such message, or an edit of
+   * a message that is not the user's).
+   */
+  rewind?: Rewind;
   /** The reply's row; its systemPromptHash is that of the prompt in force, worked out by the store. */
   reply: Omit<NewTurn['reply'], 'systemPromptHash'>;
   /** The prompt in force when neither the turn nor the chat carries one. */
@@ -143,6 +161,8 @@ export interface ChatStore {
    * of its own. The bound on the prompt lets the caller refuse a turn whose prompt cannot fit the
    * model's context before anything is written, without knowing the chat's prompt in advance.
    * @throws AppError generation_in_progress, as beginTurn (never when `stored` would be false).
+   * A new message may not take the id of one the chat keeps (ids are unique within a chat, never
+   * across chats or owners): AppError message_id_conflict, nothing written.
    */
   openTurn(turn: TurnOpening): Promise<OpenedTurn>;
   /** Saves the text of a reply that is still streaming (a checkpoint); a finished reply is left alone. One attempt. */
@@ -211,6 +231,8 @@ export interface LlmRequest {
   signal: AbortSignal;
   /** Most tokens the reply may have (sent as `max_tokens`). */
   maxTokens?: number;
+  /** Sampling temperature (0–2) for this request; undefined: the configured one. */
+  temperature?: number;
 }
 
 export interface LlmProvider {
@@ -220,7 +242,8 @@ export interface LlmProvider {
   /**
    * Sends the request, retrying before any token as configured, and resolves once the upstream
    * has accepted it. The events end when the reply ends or `signal` aborts.
-   * @throws AppError (upstream_rate_limited, upstream_error, upstream_timeout, context_length_exceeded, content_filtered).
+   * @throws AppError (upstream_rate_limited, upstream_error, upstream_timeout, context_length_exceeded, content_filtered),
+   * or invalid_request for a `temperature` the model does not take (reasoning models take none).
    */
   openStream(request: LlmRequest): Promise<AsyncIterable<LlmEvent>>;
 }

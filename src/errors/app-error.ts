@@ -14,6 +14,7 @@ export const STATUS_BY_CODE = {
   chat_not_found: 404,
   method_not_allowed: 405,
   generation_in_progress: 409,
+  message_id_conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

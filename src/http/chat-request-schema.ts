@@ -9,15 +9,26 @@ export interface ShapeLimits {
  * Text the service stores: PostgreSQL's `text` cannot hold U+0000 (SQLite can), so it is refused
  * on every engine alike, rather than answered with a 500 on one of them.
  */
-function storableText(name: string) {
+export function storableText(name: string) {
   return z.string().refine((text) => !text.includes('\u0000'), `${name} must not contain the NUL character (U+0000)`);
+}
+
+/**
+ * Chat and message ids: UUIDs, the AI SDK's generated ids (16 alphanumerics by default) and any
+ * other id a client picks within this set, which is safe in a path, a query and a log line.
+ */
+const ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** An id named `name`; "is required" when absent, so the caller is not sent looking at a value. */
+export function idSchema(name: string) {
+  const invalid = `${name} must be 1 to 128 letters, digits, "_" or "-"`;
+  return z.string({ error: (issue) => (issue.input === undefined ? `${name} is required` : invalid) }).regex(ID_PATTERN, invalid);
 }
 
 /** The body of POST /api/chat, within the configured size limits. */
 export function chatRequestSchema(limits: ShapeLimits) {
   return z.object({
-    // "must be a UUID" for a body that has no chatId at all would send the caller looking at its value.
-    chatId: z.uuid({ error: (issue) => (issue.input === undefined ? 'chatId is required' : 'chatId must be a UUID') }),
+    chatId: idSchema('chatId'),
     messages: z
       .array(
         z.strictObject({
@@ -38,7 +49,7 @@ export function chatRequestSchema(limits: ShapeLimits) {
   });
 }
 
-export const chatIdSchema = z.uuid({ error: 'chatId must be a UUID' });
+export const chatIdSchema = idSchema('chatId');
 
 /** An absent header means "from the start". */
 export const lastEventIdSchema = z
@@ -66,7 +77,9 @@ export const chatListQuerySchema = z.object({
 
 export const messageListQuerySchema = z.object({
   limit: pageLimit(100, 500),
-  before: z.uuid({ error: 'before must be a message id' }).optional(),
+  before: idSchema('before').optional(),
+  /** `ui`: the AI SDK's UIMessage shape. */
+  format: z.enum(['ui'], { error: 'format must be "ui", or absent' }).optional(),
 });
 
 export const chatUpdateSchema = z

@@ -7,6 +7,7 @@ import { methodNotAllowed } from './error-handler';
 import type { StreamAdmission } from './open-stream-limit';
 import { parseInput } from './parse-input';
 import { streamGeneration } from './sse-response';
+import { isUiChatRequest, uiChatRequestSchema } from './ui-chat-request';
 
 export interface ChatRouteOptions {
   heartbeatMs: number;
@@ -19,13 +20,17 @@ export interface ChatRouteOptions {
 export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router {
   const router = Router();
   const requestSchema = chatRequestSchema(options.limits);
+  const uiRequestSchema = uiChatRequestSchema(options.limits);
   const { heartbeatMs, slowReaderMs, admitStream } = options;
 
   router.post('/api/chat', async (request, response) => {
     if (!request.is('application/json')) {
       throw new AppError('unsupported_media_type', 'Send the request body as JSON with Content-Type: application/json.');
     }
-    const body = parseInput(requestSchema, request.body, 'chat request');
+    // Two bodies: `{ chatId, messages }`, and the AI SDK's default one (useChat with no adapter).
+    const body = isUiChatRequest(request.body)
+      ? parseInput(uiRequestSchema, request.body, 'chat request')
+      : parseInput(requestSchema, request.body, 'chat request');
     // Before the turn is stored or sent upstream.
     await admitStream?.(response);
     // 'close' on the response, not the request: the request's fires as soon as its body is read.

@@ -43,6 +43,12 @@ export function conversationRoutes(conversations: Conversations): Router {
     const chatId = parseInput(chatIdSchema, request.params.chatId, 'chat id');
     const query = parseInput(messageListQuerySchema, request.query, 'query');
     const page = await conversations.messages(chatId, ownerOf(response), query.limit, query.before);
+    if (query.format === 'ui') {
+      // A reply still streaming is left out: useChat({ resume: true }) brings it, from its start.
+      const messages = page.messages.filter((message) => message.status !== 'streaming').map(uiMessageJson);
+      response.json({ chatId, messages });
+      return;
+    }
     response.json({ chatId, messages: page.messages.map(messageJson), nextBefore: page.nextBefore });
   });
   router.all('/api/chats/:chatId/messages', methodNotAllowed(['GET']));
@@ -80,4 +86,10 @@ function messageJson(message: StoredMessage) {
     durationMs: message.durationMs,
     systemPromptHash: message.systemPromptHash,
   };
+}
+
+/** A message as the AI SDK's UIMessage, ready for useChat({ messages }); what else is known goes in `metadata`. */
+function uiMessageJson(message: StoredMessage) {
+  const { id, role, content, ...rest } = messageJson(message);
+  return { id, role, parts: content === '' ? [] : [{ type: 'text', text: content }], metadata: rest };
 }

@@ -50,6 +50,7 @@ export const COPIED_TABLES: readonly CopiedTable[] = [
     columns: [
       ['seq', 'bigint'],
       ['id', 'text'],
+      ['clientId', 'text'],
       ['ownerId', 'text'],
       ['chatId', 'text'],
       ['role', 'text'],

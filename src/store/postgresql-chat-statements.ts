@@ -19,7 +19,7 @@ const VISIBLE_ABOVE = `GREATEST(c."baseSeq", COALESCE((SELECT MAX(p."upToSeq") F
  * $11 content, $12 status, $13 tokenCount, $14 model, $15 systemPromptHash (the reply's null: the
  * SHA-256 of the prompt in force), $16 instanceId; then $17 the prompt of a chat that has none,
  * $18 the most UTF-8 bytes the prompt in force may have for the turn to be written (null: no
- * bound), $19 how many of the chat's newest messages to read.
+ * bound), $19 how many of the chat's newest messages to read, $20 the rows' client-given ids.
  *
  * Returns the chat as it was before the turn, as LOAD_RECENT does (its head on every row, its
  * messages newest first, or one row of nulls), every row also carrying `chatExists`, `allowed`
@@ -72,13 +72,13 @@ export const BEGIN_TURN = `WITH existing AS (
   WHERE "id" = (SELECT "lastReplyId" FROM previous) AND "status" = 'streaming' AND "instanceId" = $8
     AND EXISTS (SELECT 1 FROM chat)
 ), inserted AS (
-  INSERT INTO "Message" ("id", "ownerId", "chatId", "role", "content", "status", "tokenCount", "usageEstimated",
+  INSERT INTO "Message" ("id", "clientId", "ownerId", "chatId", "role", "content", "status", "tokenCount", "usageEstimated",
     "model", "systemPromptHash", "instanceId", "createdAt", "updatedAt")
-  SELECT row."id", $1, $2, row."role", row."content", row."status", row."tokenCount", false, row."model",
+  SELECT row."id", row."clientId", $1, $2, row."role", row."content", row."status", row."tokenCount", false, row."model",
     COALESCE(row."systemPromptHash", CASE WHEN row."id" = $7 THEN encode(sha256(convert_to((SELECT "text" FROM prompt), 'UTF8')), 'hex') END),
     row."instanceId", $6, $6
-  FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[], $15::text[], $16::text[])
-    WITH ORDINALITY AS row("id", "role", "content", "status", "tokenCount", "model", "systemPromptHash", "instanceId", "position")
+  FROM unnest($9::text[], $10::text[], $11::text[], $12::text[], $13::int[], $14::text[], $15::text[], $16::text[], $20::text[])
+    WITH ORDINALITY AS row("id", "role", "content", "status", "tokenCount", "model", "systemPromptHash", "instanceId", "clientId", "position")
   WHERE EXISTS (SELECT 1 FROM chat)
   -- seq follows the turn's order: it is drawn as the sorted rows are inserted.
   ORDER BY row."position"
@@ -127,11 +127,40 @@ LEFT JOIN LATERAL (
 ) m ON true
 WHERE c."ownerId" = $1 AND c."id" = $2`;
 
-/** $1 ownerId, $2 chatId, $3 the `before` message id or null. No row when there is no chat. */
+/** $1 ownerId, $2 chatId, $3 the `before` message id (as the API shows it) or null. No row when there is no chat. */
 export const MESSAGE_PAGE_START = `SELECT ${VISIBLE_ABOVE} AS "above",
-  (SELECT m."seq" FROM "Message" m WHERE m."id" = $3 AND m."ownerId" = c."ownerId" AND m."chatId" = c."id"
-     AND m."seq" > ${VISIBLE_ABOVE}) AS "beforeSeq"
+  (SELECT m."seq" FROM "Message" m WHERE m."ownerId" = c."ownerId" AND m."chatId" = c."id"
+     AND (m."clientId" = $3 OR (m."id" = $3 AND m."clientId" IS NULL)) AND m."seq" > ${VISIBLE_ABOVE}) AS "beforeSeq"
 FROM "Chat" c WHERE c."ownerId" = $1 AND c."id" = $2`;
+
+/**
+ * $1 ownerId, $2 chatId. Locks the chat's row for a turn that changes its messages before it
+ * begins (an edit, a regeneration) or names them (client-given ids): whatever it checks stays
+ * true until BEGIN_TURN, in the same transaction, has run. No row when there is no chat.
+ */
+export const LOCK_CHAT = `SELECT c."lastReplyStatus", m."instanceId", ${VISIBLE_ABOVE} AS "above"
+FROM "Chat" c LEFT JOIN "Message" m ON m."id" = c."lastReplyId"
+WHERE c."ownerId" = $1 AND c."id" = $2
+FOR UPDATE OF c`;
+
+/** $1 ownerId, $2 chatId, $3 above this seq, $4 the message id as the API shows it. */
+export const FIND_MESSAGE = `SELECT "seq", "role" FROM "Message"
+WHERE "ownerId" = $1 AND "chatId" = $2 AND "seq" > $3::bigint AND ("clientId" = $4 OR ("id" = $4 AND "clientId" IS NULL))`;
+
+/** $1 ownerId, $2 chatId, $3 above this seq. */
+export const NEWEST_MESSAGE = `SELECT "seq", "role" FROM "Message"
+WHERE "ownerId" = $1 AND "chatId" = $2 AND "seq" > $3::bigint ORDER BY "seq" DESC LIMIT 1`;
+
+/** $1 seq, $2 content, $3 tokenCount, $4 now. */
+export const EDIT_MESSAGE = `UPDATE "Message" SET "content" = $2, "tokenCount" = $3::int, "updatedAt" = $4 WHERE "seq" = $1::bigint`;
+
+/** $1 ownerId, $2 chatId, $3 the first seq to remove. The chat's count follows. Returns `removed`. */
+export const REMOVE_MESSAGES_FROM = `WITH gone AS (
+  DELETE FROM "Message" WHERE "ownerId" = $1 AND "chatId" = $2 AND "seq" >= $3::bigint RETURNING 1
+), counted AS (
+  UPDATE "Chat" SET "messageCount" = "messageCount" - (SELECT count(*) FROM gone) WHERE "ownerId" = $1 AND "id" = $2
+)
+SELECT count(*)::int AS "removed" FROM gone`;
 
 /** $1 ownerId, $2 chatId, $3 above this seq, $4 below this seq (or null), $5 limit; newest first. */
 export const MESSAGE_PAGE = `SELECT ${MESSAGE_COLUMNS} FROM "Message"

@@ -3,8 +3,8 @@ import { AppError } from '../errors/app-error';
 import type { DeletedChatPurge } from './deleted-chat-purge';
 import type { PostgresqlKeyCache } from './postgresql-key-cache';
 import * as statements from './postgresql-chat-statements';
-import type { PostgresqlSql } from './postgresql-sql';
-import { finishedReplyColumns, toChatSummary, toStoredMessage, turnMessageRows, type ChatRow, type MessageRow } from './stored-rows';
+import type { PostgresqlSql, SqlRunner } from './postgresql-sql';
+import { clientIdTaken, finishedReplyColumns, notUserMessage, toChatSummary, unknownMessage, toStoredMessage, turnMessageRows, type ChatRow, type MessageRow } from './stored-rows';
 
 export interface PostgresqlChatStoreParts {
   sql: PostgresqlSql;
@@ -35,18 +35,66 @@ export class PostgresqlChatStore implements ChatStore {
 
   async beginTurn(turn: NewTurn) {
     const { reply, ...rest } = turn;
-    await this.write({ ...rest, reply, defaultPrompt: '', historyLimit: 0, maxPromptBytes: null }, reply.systemPromptHash);
+    await this.write(this.sql, { ...rest, reply, defaultPrompt: '', historyLimit: 0, maxPromptBytes: null }, reply.systemPromptHash);
   }
 
   openTurn(turn: TurnOpening) {
-    return this.write(turn, null);
+    // The common turn is one statement; one that rewinds the chat or names its messages checks
+    // them first, under the chat's row lock, in one transaction with it.
+    if (!turn.rewind && !turn.messages.some((message) => message.clientId !== undefined)) return this.write(this.sql, turn, null);
+    return this.sql
+      .transaction(async (transaction) => {
+        const [chat] = await transaction.rows<{ lastReplyStatus: string | null; instanceId: string | null; above: string }>(
+          statements.LOCK_CHAT,
+          turn.ownerId,
+          turn.chatId,
+        );
+        if (chat) await this.checkAndRewind(transaction, turn, chat);
+        else if (turn.rewind) throw new AppError('chat_not_found', 'No chat has this id.');
+        const opened = await this.write(transaction, turn, null);
+        // Over the prompt's bound: what the rewind did goes back with the transaction.
+        if (!opened.stored) throw new NotStored(opened);
+        return opened;
+      })
+      .catch((error: unknown) => {
+        if (error instanceof NotStored) return error.opened;
+        throw error;
+      });
+  }
+
+  /** The busy check (as BEGIN_TURN's), the rewind, and the new messages' ids, on the locked chat. */
+  private async checkAndRewind(sql: SqlRunner, turn: TurnOpening, chat: { lastReplyStatus: string | null; instanceId: string | null; above: string }) {
+    const { ownerId, chatId, rewind } = turn;
+    if (chat.lastReplyStatus === 'streaming' && chat.instanceId !== turn.reply.instanceId) {
+      throw new AppError('generation_in_progress', 'This chat is already generating a reply.');
+    }
+    const find = async (messageId: string) => (await sql.rows<{ seq: string; role: string }>(statements.FIND_MESSAGE, ownerId, chatId, chat.above, messageId))[0];
+    if (rewind) {
+      const target = rewind.messageId === undefined ? undefined : await find(rewind.messageId);
+      if (rewind.messageId !== undefined && !target) throw unknownMessage(rewind.messageId);
+      let from: bigint | undefined;
+      if (rewind.type === 'edit') {
+        if (target!.role !== 'user') throw notUserMessage(rewind.messageId);
+        await sql.execute(statements.EDIT_MESSAGE, target!.seq, rewind.content, rewind.tokenCount, new Date());
+        from = BigInt(target!.seq) + 1n;
+      } else if (target) {
+        from = target.role === 'assistant' ? BigInt(target.seq) : BigInt(target.seq) + 1n;
+      } else {
+        const [newest] = await sql.rows<{ seq: string; role: string }>(statements.NEWEST_MESSAGE, ownerId, chatId, chat.above);
+        if (newest?.role === 'assistant') from = BigInt(newest.seq);
+      }
+      if (from !== undefined) await sql.rows(statements.REMOVE_MESSAGES_FROM, ownerId, chatId, from.toString());
+    }
+    for (const message of turn.messages) {
+      if (message.clientId !== undefined && (await find(message.clientId))) throw clientIdTaken(message.clientId);
+    }
   }
 
   /** BEGIN_TURN: with `systemPromptHash` null the statement hashes the prompt in force and applies the bound. */
-  private async write(turn: TurnOpening, systemPromptHash: string | null): Promise<OpenedTurn> {
+  private async write(sql: SqlRunner, turn: TurnOpening, systemPromptHash: string | null): Promise<OpenedTurn> {
     const rows = turnMessageRows(turn, systemPromptHash);
     const column = <K extends keyof (typeof rows)[number]>(key: K) => rows.map((row) => row[key]);
-    const read = await this.sql.rows<TurnRow>(
+    const read = await sql.rows<TurnRow>(
       statements.BEGIN_TURN,
       turn.ownerId,
       turn.chatId,
@@ -67,6 +115,7 @@ export class PostgresqlChatStore implements ChatStore {
       turn.defaultPrompt,
       turn.maxPromptBytes,
       turn.historyLimit,
+      column('clientId'),
     );
     const [head] = read;
     const before = head?.chatExists ? recentHistory(read.map(({ allowed: _allowed, stored: _stored, chatExists: _exists, ...row }) => row)) : null;
@@ -199,4 +248,11 @@ function recentHistory(rows: RecentRow[]): RecentHistory {
       .reverse()
       .map(({ chatSystemPrompt: _prompt, chatMessageCount: _count, ...row }) => toStoredMessage(row)),
   };
+}
+
+/** Carries a turn over its prompt's bound out of its transaction, so that the transaction rolls back. */
+class NotStored extends Error {
+  constructor(readonly opened: OpenedTurn) {
+    super('not stored');
+  }
 }

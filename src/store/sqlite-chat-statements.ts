@@ -1,17 +1,20 @@
 import type Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import type { ChatCursor, FinishedReply, NewTurn, OpenedTurn, TurnOpening } from '../chat/ports';
+import type { ChatCursor, FinishedReply, NewTurn, OpenedTurn, Rewind, TurnOpening } from '../chat/ports';
 import { AppError } from '../errors/app-error';
 import type { PendingPurge } from './deleted-chat-purge';
 import {
   CHAT_COLUMNS,
   finishedReplyColumns,
+  clientIdTaken,
   MESSAGE_COLUMNS,
+  notUserMessage,
   toChatSummary,
   toStoredMessage,
   turnMessageRows,
   type ChatRow,
   type MessageRow,
+  unknownMessage,
 } from './stored-rows';
 
 /**
@@ -67,7 +70,17 @@ export class SqliteChatStatements {
       newest: prepare<MessageRow>(
         `SELECT ${MESSAGE_COLUMNS} FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" > ? AND "seq" < ? ORDER BY "seq" DESC LIMIT ?`,
       ),
-      anchor: prepare<{ seq: number }>(`SELECT "seq" FROM "Message" WHERE "id" = ? AND "ownerId" = ? AND "chatId" = ? AND "seq" > ?`),
+      // A message by the id the API shows: the client's if it gave one, else the row's own.
+      anchor: prepare<{ seq: number; role: string }>(
+        `SELECT "seq", "role" FROM "Message" WHERE "ownerId" = @ownerId AND "chatId" = @chatId AND "seq" > @above
+           AND ("clientId" = @messageId OR ("id" = @messageId AND "clientId" IS NULL))`,
+      ),
+      newestMessage: prepare<{ seq: number; role: string }>(
+        `SELECT "seq", "role" FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" > ? ORDER BY "seq" DESC LIMIT 1`,
+      ),
+      editMessage: prepare(`UPDATE "Message" SET "content" = ?, "tokenCount" = ?, "updatedAt" = ? WHERE "seq" = ?`),
+      removeFrom: prepare(`DELETE FROM "Message" WHERE "ownerId" = ? AND "chatId" = ? AND "seq" >= ?`),
+      uncount: prepare(`UPDATE "Chat" SET "messageCount" = "messageCount" - ? WHERE "ownerId" = ? AND "id" = ?`),
       chat: prepare<ChatRow>(`SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? AND "id" = ?`),
       firstChats: prepare<ChatRow>(`SELECT ${CHAT_COLUMNS} FROM "Chat" WHERE "ownerId" = ? ORDER BY "updatedAt" DESC, "id" DESC LIMIT ?`),
       // A row value, not `updatedAt < ? OR (updatedAt = ? AND id < ?)`: with bound parameters SQLite
@@ -99,9 +112,10 @@ export class SqliteChatStatements {
            "lastReplyStatus" = 'streaming'`,
       ),
       insertMessage: prepare(
-        `INSERT INTO "Message" ("id", "ownerId", "chatId", "role", "content", "status", "tokenCount", "usageEstimated", "model",
-           "systemPromptHash", "instanceId", "createdAt", "updatedAt")
-         VALUES (@id, @ownerId, @chatId, @role, @content, @status, @tokenCount, 0, @model, @systemPromptHash, @instanceId, @now, @now)`,
+        `INSERT INTO "Message" ("id", "clientId", "ownerId", "chatId", "role", "content", "status", "tokenCount", "usageEstimated",
+           "model", "systemPromptHash", "instanceId", "createdAt", "updatedAt")
+         VALUES (@id, @clientId, @ownerId, @chatId, @role, @content, @status, @tokenCount, 0, @model, @systemPromptHash, @instanceId,
+           @now, @now)`,
       ),
       interruptOne: prepare(`UPDATE "Message" SET "status" = 'interrupted', "updatedAt" = ? WHERE "id" = ? AND "status" = 'streaming'`),
       progress: prepare(`UPDATE "Message" SET "content" = @content, "updatedAt" = @now WHERE "id" = @messageId AND "status" = 'streaming'`),
@@ -155,7 +169,7 @@ export class SqliteChatStatements {
       if (!head) return undefined;
       let beforeSeq = Number.MAX_SAFE_INTEGER;
       if (before !== undefined) {
-        const anchor = s.anchor.get(before, ownerId, chatId, head.baseSeq);
+        const anchor = s.anchor.get({ messageId: before, ownerId, chatId, above: head.baseSeq });
         if (!anchor) throw new AppError('invalid_request', '`before` is not the id of a message of this chat.');
         beforeSeq = anchor.seq;
       }
@@ -164,17 +178,19 @@ export class SqliteChatStatements {
     this.writeTurn = database.transaction((turn: TurnWrite, now: string): OpenedTurn => {
       const { chatId, ownerId, systemPrompt, title, reply } = turn;
       const head = s.turnHead.get(ownerId, chatId);
-      const before = head
-        ? {
-            systemPrompt: head.systemPrompt,
-            messageCount: head.messageCount,
-            messages: turn.historyLimit > 0 ? s.newest.all(ownerId, chatId, head.baseSeq, Number.MAX_SAFE_INTEGER, turn.historyLimit).reverse().map(toStoredMessage) : [],
-          }
-        : null;
+      if (turn.rewind && !head) throw new AppError('chat_not_found', 'No chat has this id.');
+      const history = (messageCount: number) =>
+        head
+          ? {
+              systemPrompt: head.systemPrompt,
+              messageCount,
+              messages: turn.historyLimit > 0 ? s.newest.all(ownerId, chatId, head.baseSeq, Number.MAX_SAFE_INTEGER, turn.historyLimit).reverse().map(toStoredMessage) : [],
+            }
+          : null;
       let promptHash = turn.systemPromptHash;
       if (promptHash === undefined) {
         const prompt = systemPrompt ?? head?.systemPrompt ?? turn.defaultPrompt;
-        if (turn.maxPromptBytes !== null && Buffer.byteLength(prompt) > turn.maxPromptBytes) return { stored: false, before };
+        if (turn.maxPromptBytes !== null && Buffer.byteLength(prompt) > turn.maxPromptBytes) return { stored: false, before: history(head?.messageCount ?? 0) };
         promptHash = sha256(prompt);
       }
       if (head?.lastReplyStatus === 'streaming' && head.lastReplyId) {
@@ -182,6 +198,13 @@ export class SqliteChatStatements {
         // This instance's own reply, which its process no longer runs (see ChatStore.beginTurn).
         s.interruptOne.run(now, head.lastReplyId);
       }
+      const removed = head && turn.rewind ? rewind(turn.rewind, { ownerId, chatId, above: head.baseSeq }, now) : 0;
+      for (const message of turn.messages) {
+        if (message.clientId !== undefined && head && s.anchor.get({ messageId: message.clientId, ownerId, chatId, above: head.baseSeq })) {
+          throw clientIdTaken(message.clientId);
+        }
+      }
+      const before = history((head?.messageCount ?? 0) - removed);
       const rows = turnMessageRows(turn, promptHash);
       const baseSeq = head ? 0 : s.purgedUpTo.get(ownerId, chatId)!.upToSeq;
       s.upsertChat.run({
@@ -198,6 +221,27 @@ export class SqliteChatStatements {
       for (const row of rows) s.insertMessage.run({ ...row, now });
       return { stored: true, before };
     });
+    /** Applies a turn's rewind (see Rewind); returns how many messages it removed. */
+    const rewind = (change: Rewind, chat: { ownerId: string; chatId: string; above: number }, now: string): number => {
+      const { ownerId, chatId } = chat;
+      const target = change.messageId === undefined ? undefined : s.anchor.get({ ...chat, messageId: change.messageId });
+      if (change.messageId !== undefined && !target) throw unknownMessage(change.messageId);
+      let from: number | undefined;
+      if (change.type === 'edit') {
+        if (target!.role !== 'user') throw notUserMessage(change.messageId);
+        s.editMessage.run(change.content, change.tokenCount, now, target!.seq);
+        from = target!.seq + 1;
+      } else if (target) {
+        from = target.role === 'assistant' ? target.seq : target.seq + 1;
+      } else {
+        const newest = s.newestMessage.get(ownerId, chatId, chat.above);
+        if (newest?.role === 'assistant') from = newest.seq;
+      }
+      if (from === undefined) return 0;
+      const { changes } = s.removeFrom.run(ownerId, chatId, from);
+      s.uncount.run(changes, ownerId, chatId);
+      return changes;
+    };
     this.writeFinish = database.transaction((messageId: string, reply: FinishedReply, now: string) => {
       const columns = finishedReplyColumns(reply);
       const row = s.finish.get({ ...columns, usageEstimated: columns.usageEstimated ? 1 : 0, messageId, now });

@@ -5,10 +5,11 @@
  * 0/1; PostgreSQL: Date and boolean), which `toStoredMessage` and `toChatSummary` absorb.
  */
 import { randomUUID } from 'node:crypto';
+import { AppError } from '../errors/app-error';
 import type { ChatSummary, FinishedReply, FinishReason, MessageStatus, NewTurn, Role, StoredMessage } from '../chat/ports';
 
-/** The Message columns a StoredMessage is read from, in SELECT order. */
-export const MESSAGE_COLUMNS = `"id", "role", "content", "status", "finishReason", "createdAt", "tokenCount", "promptTokens",
+/** The Message columns a StoredMessage is read from, in SELECT order; its id is the one the API shows. */
+export const MESSAGE_COLUMNS = `COALESCE("clientId", "id") AS "id", "role", "content", "status", "finishReason", "createdAt", "tokenCount", "promptTokens",
   "completionTokens", "totalTokens", "usageEstimated", "model", "timeToFirstTokenMs", "durationMs", "systemPromptHash"`;
 
 /** The Chat columns a ChatSummary is read from. */
@@ -43,6 +44,7 @@ export function turnMessageRows(turn: TurnRows, systemPromptHash: string | null)
   const { ownerId, chatId, reply } = turn;
   const rows = turn.messages.map((message) => ({
     id: randomUUID() as string,
+    clientId: (message.clientId ?? null) as string | null,
     ownerId,
     chatId,
     role: message.role as string,
@@ -55,6 +57,7 @@ export function turnMessageRows(turn: TurnRows, systemPromptHash: string | null)
   }));
   rows.push({
     id: reply.id,
+    clientId: null,
     ownerId,
     chatId,
     role: 'assistant',
@@ -105,4 +108,17 @@ export function toChatSummary(row: ChatRow): ChatSummary {
     messageCount: Number(row.messageCount),
     lastReplyStatus: row.lastReplyStatus as MessageStatus | null,
   };
+}
+
+/** A new message whose id the chat already has. */
+export function clientIdTaken(messageId: string): AppError {
+  return new AppError('message_id_conflict', `This chat already has a message with id "${messageId}"; to change it, send its id as messageId.`);
+}
+
+export function unknownMessage(messageId: string): AppError {
+  return new AppError('invalid_request', `messageId "${messageId}" is not the id of a message of this chat.`);
+}
+
+export function notUserMessage(messageId: string): AppError {
+  return new AppError('invalid_request', `messageId "${messageId}" is not a user message: only the user's messages can be edited.`);
 }
