@@ -306,6 +306,50 @@ describeEachEngine(() => {
     });
   });
 
+  test('resume: a second client (a reload) picks the reply up from the service and ends with the same message', async () => {
+    await start();
+    const chatId = randomUUID();
+    const first = new PlainChat(chatId, service.url);
+    upstream.enqueue({ kind: 'stream', content: ['one ', 'two ', 'three ', 'four'], delayMs: 150 });
+    const sending = first.sendMessage({ text: 'Count' });
+    // The reply is under way: its row is streaming.
+    for (let tries = 0; tries < 100; tries += 1) {
+      const [reply] = await service.query<{ status: string }>('SELECT "status" FROM "Message" WHERE "role" = \'assistant\'');
+      if (reply?.status === 'streaming') break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const history = (await getPath(service.url, `/api/chats/${chatId}/messages?format=ui`)).json() as { messages: UIMessage[] };
+    // The reply still streaming is left out of the history: the resume brings it whole.
+    expect(history.messages.map((message) => message.role)).toEqual(['user']);
+    const second = new PlainChat(chatId, service.url, history.messages);
+    await second.resumeStream();
+    await sending;
+    expect(second.error).toBeUndefined();
+    expect(texts(second)).toEqual(['user: Count', 'assistant: one two three four']);
+    expect(second.messages.map((message) => message.id)).toEqual(first.messages.map((message) => message.id));
+  });
+
+  test('paging the history by a client-given id, and a deleted chat id used again with the same message ids', async () => {
+    await start();
+    const ui = (text: string, id: string) => ({ id, role: 'user', parts: [{ type: 'text', text }] });
+    for (const [text, id] of [['Q1', 'm1'], ['Q2', 'm2'], ['Q3', 'm3']]) {
+      expect((await postChat(service.url, { id: 'c1', trigger: 'submit-message', messages: [ui(text!, id!)] })).status).toBe(200);
+    }
+    const page = (await getPath(service.url, '/api/chats/c1/messages?limit=2&before=m3')).json() as { messages: Array<{ id: string; content: string }> };
+    expect(page.messages.map((message) => message.content)).toEqual(['Q2', 'Hello world']);
+    expect(page.messages[0]!.id).toBe('m2');
+    const uiPage = (await getPath(service.url, '/api/chats/c1/messages?format=ui&limit=1&before=m2')).json() as { messages: UIMessage[] };
+    expect(uiPage.messages.map((message) => message.role)).toEqual(['assistant']);
+
+    expect((await fetch(`${service.url}/api/chats/c1`, { method: 'DELETE' })).status).toBe(204);
+    // The old messages may still wait for their purge: they are another chat's, and their ids free.
+    const again = await postChat(service.url, { id: 'c1', trigger: 'submit-message', messages: [ui('Q1 again', 'm1')] });
+    expect(again.status).toBe(200);
+    const fresh = (await getPath(service.url, '/api/chats/c1/messages?format=ui')).json() as { messages: UIMessage[] };
+    expect(fresh.messages.map((message) => message.id)[0]).toBe('m1');
+    expect(fresh.messages).toHaveLength(2);
+  });
+
   test('resume of a chat id never used: 204', async () => {
     await start();
     const answer = await getPath(service.url, '/api/chat/never-used-id/stream');
