@@ -220,6 +220,8 @@ describeEachEngine(() => {
 
     test.each<[string, Record<string, unknown>, Array<{ path: string; message: string }>]>([
       ['no id', { trigger: 'submit-message', messages: [ui('x')] }, [{ path: 'id', message: 'id is required' }]],
+      ['no id and no trigger, messages with parts', { messages: [ui('x')] }, [{ path: 'id', message: 'id is required' }]],
+      ['neither chatId nor id', { messages: [{ role: 'user', content: 'x' }] }, [{ path: 'chatId', message: 'chatId is required' }]],
       ['an id outside the set', { id: 'has space', trigger: 'submit-message', messages: [ui('x')] }, [{ path: 'id', message: 'id must be 1 to 128 letters, digits, "_" or "-"' }]],
       ['an id over 128 characters', { id: 'a'.repeat(129), messages: [ui('x')] }, [{ path: 'id', message: 'id must be 1 to 128 letters, digits, "_" or "-"' }]],
       ['an unknown trigger', { id: 'c1', trigger: 'resume-stream', messages: [ui('x')] }, [{ path: 'trigger', message: 'Invalid option: expected one of "submit-message"|"regenerate-message"' }]],

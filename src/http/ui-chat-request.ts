@@ -87,8 +87,13 @@ export function uiChatRequestSchema(limits: ShapeLimits) {
     });
 }
 
-/** Whether a POST /api/chat body is the AI SDK's (`id`, `trigger`) rather than `{ chatId, messages }`. */
+/**
+ * Whether a POST /api/chat body is the AI SDK's (`id`, `trigger`, messages with `parts`) rather
+ * than `{ chatId, messages }`, so that its errors speak of the fields it has.
+ */
 export function isUiChatRequest(body: unknown): boolean {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return false;
-  return !('chatId' in body) && ('id' in body || 'trigger' in body);
+  if (typeof body !== 'object' || body === null || Array.isArray(body) || 'chatId' in body) return false;
+  if ('id' in body || 'trigger' in body) return true;
+  const { messages } = body as { messages?: unknown };
+  return Array.isArray(messages) && messages.some((message) => typeof message === 'object' && message !== null && 'parts' in message);
 }
