@@ -33,9 +33,6 @@ class PlainChat extends AbstractChat<UIMessage> {
   constructor(id: string, url: string, messages: UIMessage[] = [], headers: Record<string, string> = {}) {
     super({ id, transport: new DefaultChatTransport({ api: `${url}/api/chat`, headers }), state: new PlainChatState(messages) });
   }
-  get error(): Error | undefined {
-    return this.state.error;
-  }
 }
 
 let upstream: FakeUpstream;
