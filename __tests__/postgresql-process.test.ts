@@ -10,7 +10,7 @@ import { Client } from 'pg';
 import { describePostgres, POSTGRES_ADMIN_URL } from './support/postgres-database';
 import { FIRST_KEY_LINE, listeningPort, serviceEnvironment, startServer, stopServers, type ServerProcess } from './support/server-process';
 
-const MIGRATIONS = ['20261130120000_init', '20261201000000_counters_purges_and_leases', '20261202000000_api_key_change_notices'];
+const MIGRATIONS = ['20261130120000_init', '20261201000000_counters_purges_and_leases', '20261202000000_api_key_change_notices', '20261203000000_client_message_ids'];
 
 let directory: string;
 const databasesToDrop: string[] = [];

@@ -329,7 +329,7 @@ describePostgres('the PostgreSQL store', (databases) => {
     const url = await databases.create();
     await expect(open({ url, migrate: false })).rejects.toThrow(
       new ConfigError(
-        'The database has migrations not applied (20261130120000_init, 20261201000000_counters_purges_and_leases, 20261202000000_api_key_change_notices) and ' +
+        'The database has migrations not applied (20261130120000_init, 20261201000000_counters_purges_and_leases, 20261202000000_api_key_change_notices, 20261203000000_client_message_ids) and ' +
           '[database] migrate_on_start is false: run `npm run migrate` first, or set migrate_on_start = true.',
       ),
     );
