@@ -10,7 +10,11 @@ const config: Config = {
     // Jest runs tests as CommonJS in a VM where a real `import()` needs an experimental flag;
     // compiling `import()` (used by the generated Prisma client) to `require` avoids it.
     '^.+\\.ts$': ['ts-jest', { tsconfig: { module: 'commonjs', moduleResolution: 'node10' } }],
+    // jose is published as ES modules only, which Jest cannot load from CommonJS (Node can): its
+    // files are compiled like ours.
+    '/node_modules/jose/.+\\.js$': ['ts-jest', { tsconfig: { module: 'commonjs', moduleResolution: 'node10', allowJs: true } }],
   },
+  transformIgnorePatterns: ['/node_modules/(?!jose/)'],
   collectCoverageFrom: ['src/**/*.ts', '!src/store/generated/**', '!src/main.ts'],
   testTimeout: 20_000,
   // Says once per run whether the PostgreSQL tests can run (__tests__/support/postgres-database.ts).

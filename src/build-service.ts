@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
@@ -7,14 +8,18 @@ import type { Config } from './config/config-schema';
 import type { ProviderSettings } from './config/resolve-provider';
 import { createApp } from './http/create-app';
 import { ApiKeys } from './auth/api-keys';
+import { createJwtVerifier } from './auth/jwt-verifier';
+import { StreamTokens } from './auth/stream-tokens';
 import { Conversations } from './chat/conversations';
 import { ConfigError } from './config/config-error';
+import { jwtSettings } from './config/load-config';
 import { createProvider } from './llm/create-provider';
 import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
 import { InstanceLease, instanceIdentity } from './chat/instance-lease';
 import { openStore } from './store/open-store';
 import { RedisCluster } from './cluster/redis-cluster';
 import { redisRateLimitStore } from './cluster/redis-rate-limit-store';
+import { sharedSecret } from './cluster/shared-secret';
 
 export interface Service {
   app: Express;
@@ -112,7 +117,11 @@ export async function buildService(options: {
   const conversations = new Conversations(store, chat);
   const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;
   const rateLimitStore = cluster && redisRateLimitStore(cluster.connection, config.cluster.redis_prefix);
-  const app = createApp({ config, logger, keys, chat, conversations, store, provider, cluster, rateLimitStore });
+  const jwt = config.auth.enabled ? jwtSettings(config) : undefined;
+  const jwtVerifier = jwt && createJwtVerifier(jwt);
+  if (jwt) logger.info({ issuer: jwt.issuer, audience: jwt.audience, jwksUrl: jwt.jwksUrl }, 'end users\' JWTs are accepted beside API keys');
+  const streamTokens = new StreamTokens({ secret: streamTokenSecret(cluster, config.cluster.redis_prefix), ttlSeconds: config.auth.stream_token_ttl_seconds });
+  const app = createApp({ config, logger, keys, jwtVerifier, streamTokens, chat, conversations, store, provider, cluster, rateLimitStore });
   return { app, chat, store, provider, keys, appliedMigrations, instanceId, lease, cluster };
 }
 
@@ -132,6 +141,18 @@ async function refuseNameInUse(cluster: RedisCluster, instanceId: string, logger
       `A running instance already has the name "${instanceId}" ([cluster] instance_id, INSTANCE_ID, or the host name and port): give each instance its own.`,
     );
   }
+}
+
+/**
+ * The key that signs stream tokens. Every instance and worker of a deployment must accept the
+ * tokens of the others, so with Redis it is one secret kept there (made by the first instance to
+ * ask; asked for on first use, since Redis may still be connecting at start). Alone, a key of this
+ * process's own is enough: its tokens end with it, at the latest after their short lifetime.
+ */
+function streamTokenSecret(cluster: RedisCluster | undefined, prefix: string): (known?: Buffer) => Promise<Buffer> {
+  if (cluster) return (known) => sharedSecret(cluster.connection, `${prefix}stream-token-secret`, known);
+  const secret = randomBytes(32);
+  return async () => secret;
 }
 
 /** The model's context window, which must leave room for the prompt after the reserved reply. */

@@ -319,6 +319,40 @@ describeCluster('several instances behind a load balancer', () => {
     expect(statuses).toEqual([...Array(20).fill(200), 429]);
   });
 
+  test('a /v1 completion counts as one of the key\'s replies on every instance, and frees its slot when it ends', async () => {
+    const key = await newKey();
+    upstream.enqueue({ kind: 'stream', content: words(100), delayMs: 50 }, { kind: 'stream', content: words(100), delayMs: 50 });
+    const completion = await openSse(`${a.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...headers(key), 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }], stream: true }),
+    });
+    const turn = await openTurn(b, key, randomUUID());
+    await Promise.all([completion, turn].map((stream) => stream.readUntil((text) => text.includes('w1'))));
+    const refused = await fetch(`${c.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...headers(key), 'content-type': 'application/json' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }] }),
+    });
+    expect([refused.status, ((await refused.json()) as { error: { message: string } }).error.message]).toEqual([
+      429,
+      'At most 2 replies may stream at once for this API key.',
+    ]);
+    completion.hangUp();
+    turn.hangUp();
+    // The completion's slot is given back when it ends: the key's next one runs.
+    upstream.enqueue({ kind: 'stream', content: ['Next'] });
+    const next = await eventually(async () => {
+      const answer = await fetch(`${c.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { ...headers(key), 'content-type': 'application/json' },
+        body: JSON.stringify({ messages: [{ role: 'user', content: 'Again' }] }),
+      });
+      return answer.status === 200 ? ((await answer.json()) as { choices: Array<{ message: { content: string } }> }) : undefined;
+    }, 10_000);
+    expect(next.choices[0]!.message.content).toBe('Next');
+  });
+
   test('a reply\'s owner killed (SIGKILL): readers elsewhere get an error and [DONE], another instance marks it interrupted with its last checkpoint, and its slots free themselves', async () => {
     const doomed = await startInstance('instance-doomed');
     const key = await newKey();

@@ -11,7 +11,7 @@ const DEFAULTS_PATH = path.join(PROJECT_ROOT, 'config', 'default.toml');
 /** config/default.toml, every setting in it. */
 const DEFAULT_CONFIG: Config = {
   server: { port: 3000, body_limit: '1mb', workers: 1, cors_origins: [] },
-  auth: { enabled: true },
+  auth: { enabled: true, stream_token_ttl_seconds: 300, jwt_jwks_url: '', jwt_issuer: '', jwt_audience: '' },
   limits: { requests_per_minute: 60, concurrent_streams: 4, max_messages_per_request: 50, max_message_characters: 100_000, max_open_streams: 0 },
   database: {
     url: 'file:./data/chat.db',

@@ -308,6 +308,33 @@ export class ChatService implements LocalReplies {
     }
   }
 
+  /**
+   * Counts a stateless completion (the OpenAI-compatible endpoint: no chat, nothing stored) as one
+   * of the owner's turns, against `maxTurnsPerOwner` on every instance, until the returned release.
+   * @throws AppError rate_limited, service_unavailable (shutting down, or Redis unreachable).
+   */
+  async holdTurn(ownerId: string): Promise<() => void> {
+    const { maxTurnsPerOwner, cluster } = this.options;
+    if (!this.accepting) throw new AppError('service_unavailable', 'The service is shutting down.');
+    if (maxTurnsPerOwner === undefined) return () => undefined;
+    if (cluster) {
+      const release = await cluster.takeTurnSlot(ownerId, maxTurnsPerOwner);
+      if (!release) throw tooManyTurns(maxTurnsPerOwner);
+      return release;
+    }
+    const running = this.turnsByOwner.get(ownerId) ?? 0;
+    if (running >= maxTurnsPerOwner) throw tooManyTurns(maxTurnsPerOwner);
+    this.turnsByOwner.set(ownerId, running + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.turnsByOwner.get(ownerId) ?? 1) - 1;
+      if (left > 0) this.turnsByOwner.set(ownerId, left);
+      else this.turnsByOwner.delete(ownerId);
+    };
+  }
+
   /** The owner's chat's running generation on this instance, if its parts are flowing. */
   activeGeneration(chatId: string, ownerId: string): Generation | undefined {
     const generation = this.generations.get(chatKey(ownerId, chatId));

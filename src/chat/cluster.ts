@@ -43,6 +43,8 @@ export interface Cluster {
   cancel(ownerId: string, chatId: string, holder: ReplyHolder): Promise<MessageStatus | undefined>;
   /** Takes one of the owner's `limit` open-stream slots; the returned function gives it back. Null: none free. */
   takeStreamSlot(ownerId: string, limit: number): Promise<(() => void) | null>;
+  /** Takes one of the owner's `limit` turn slots (those claimTurn takes) for work on no chat; null: none free. */
+  takeTurnSlot(ownerId: string, limit: number): Promise<(() => void) | null>;
   /** Lets other instances read and cancel this instance's replies. */
   serve(replies: LocalReplies): void;
   /** Resolves when the coordination store answers. */

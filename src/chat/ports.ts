@@ -226,6 +226,17 @@ export type LlmEvent =
   | { type: 'finish'; finishReason: FinishReason }
   | { type: 'usage'; usage: Usage };
 
+/** OpenAI's sampling settings beside the temperature, by their wire names. */
+export interface Sampling {
+  top_p?: number;
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  stop?: string | string[];
+  seed?: number;
+  /** The end user, for the provider's abuse monitoring. */
+  user?: string;
+}
+
 export interface LlmRequest {
   messages: ChatMessage[];
   signal: AbortSignal;
@@ -233,6 +244,8 @@ export interface LlmRequest {
   maxTokens?: number;
   /** Sampling temperature (0–2) for this request; undefined: the configured one. */
   temperature?: number;
+  /** The other sampling settings a caller chose (the OpenAI-compatible endpoint), sent upstream as they are. */
+  sampling?: Sampling;
 }
 
 export interface LlmProvider {

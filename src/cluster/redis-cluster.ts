@@ -149,8 +149,16 @@ export class RedisCluster implements Cluster {
     }
   }
 
-  async takeStreamSlot(ownerId: string, limit: number): Promise<(() => void) | null> {
-    const key = `${this.options.prefix}streams:${ownerId}`;
+  takeStreamSlot(ownerId: string, limit: number): Promise<(() => void) | null> {
+    return this.takeSlot(`${this.options.prefix}streams:${ownerId}`, limit);
+  }
+
+  /** The same slots as claimTurn's: a turn and a slot taken here count against one limit. */
+  takeTurnSlot(ownerId: string, limit: number): Promise<(() => void) | null> {
+    return this.takeSlot(`${this.options.prefix}turns:${ownerId}`, limit);
+  }
+
+  private async takeSlot(key: string, limit: number): Promise<(() => void) | null> {
     const member = `${this.instanceId}|${randomUUID()}`;
     const taken = await this.script<number>(TAKE_SLOT, [key], [this.options.leaseMs, limit, member]);
     if (taken !== 1) return null;

@@ -28,6 +28,15 @@ export const configSchema = z.strictObject({
   }),
   auth: z.strictObject({
     enabled: z.boolean(),
+    /** How long a token from POST /api/chat/:chatId/stream-token opens that chat's stream. */
+    stream_token_ttl_seconds: z.preprocess(
+      (value) => (typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value),
+      z.number({ error: 'expected a whole number of seconds' }).int('expected a whole number of seconds').min(1).max(86_400),
+    ),
+    /** End users' JWTs (OIDC access tokens): all three set, or none (checked in load-config). */
+    jwt_jwks_url: z.union([z.literal(''), z.string().regex(/^https?:\/\/[^\s]+$/, 'expected a URL such as "https://login.example.com/.well-known/jwks.json"')]),
+    jwt_issuer: z.string(),
+    jwt_audience: z.string(),
   }),
   limits: z.strictObject({
     requests_per_minute: z.number().int().min(1),

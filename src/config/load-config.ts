@@ -20,6 +20,10 @@ const ENVIRONMENT_OVERRIDES: ReadonlyArray<[variable: string, key: string]> = [
   ['OPENAI_MODEL', 'openai.model'],
   ['AZURE_OPENAI_DEPLOYMENT_NAME', 'openai.model'],
   ['AZURE_OPENAI_API_VERSION', 'openai.api_version'],
+  ['STREAM_TOKEN_TTL_SECONDS', 'auth.stream_token_ttl_seconds'],
+  ['JWT_JWKS_URL', 'auth.jwt_jwks_url'],
+  ['JWT_ISSUER', 'auth.jwt_issuer'],
+  ['JWT_AUDIENCE', 'auth.jwt_audience'],
 ];
 
 type Tree = Record<string, unknown>;
@@ -40,7 +44,36 @@ export function loadConfig(defaultsPath: string, environment: Environment): Conf
   const parsed = configSchema.safeParse(tree);
   if (!parsed.success) throw new ConfigError(`Invalid configuration:\n${describeIssues(parsed.error)}`);
   checkSharedSettings(parsed.data);
+  checkJwtSettings(parsed.data);
   return parsed.data;
+}
+
+/**
+ * The JWT settings work together: with only some of them set, tokens would be checked against
+ * nothing (no audience, any issuer) or could not be checked at all. And with auth off, a JWT
+ * setting would suggest a protection that is not there.
+ */
+function checkJwtSettings(config: Config): void {
+  const settings = [
+    ['auth.jwt_jwks_url (JWT_JWKS_URL)', config.auth.jwt_jwks_url],
+    ['auth.jwt_issuer (JWT_ISSUER)', config.auth.jwt_issuer],
+    ['auth.jwt_audience (JWT_AUDIENCE)', config.auth.jwt_audience],
+  ] as const;
+  const set = settings.filter(([, value]) => value.trim() !== '');
+  if (set.length === 0) return;
+  if (set.length < settings.length) {
+    const missing = settings.filter(([, value]) => value.trim() === '').map(([name]) => name);
+    throw new ConfigError(`Invalid configuration:\n  - JWT end users need all three of auth.jwt_jwks_url, auth.jwt_issuer and auth.jwt_audience; not set: ${missing.join(', ')}`);
+  }
+  if (!config.auth.enabled) {
+    throw new ConfigError('Invalid configuration:\n  - auth.jwt_jwks_url, auth.jwt_issuer and auth.jwt_audience are set but auth.enabled is false: with auth off no token is checked');
+  }
+}
+
+/** The JWT settings when all three are set (end users' tokens accepted), else undefined. */
+export function jwtSettings(config: Config): { jwksUrl: string; issuer: string; audience: string } | undefined {
+  const { jwt_jwks_url: jwksUrl, jwt_issuer: issuer, jwt_audience: audience } = config.auth;
+  return jwksUrl && issuer.trim() && audience.trim() ? { jwksUrl, issuer, audience } : undefined;
 }
 
 /** How many worker processes `[server] workers` asks for on this machine. */

@@ -7,23 +7,33 @@ import type { Cluster } from '../chat/cluster';
 import type { Conversations } from '../chat/conversations';
 import type { ChatStore, LlmProvider } from '../chat/ports';
 import type { ApiKeys } from '../auth/api-keys';
+import type { JwtVerifier } from '../auth/jwt-verifier';
+import type { StreamTokens } from '../auth/stream-tokens';
 import type { Config } from '../config/config-schema';
 import { AppError, bodyVerifyError } from '../errors/app-error';
+import { acceptStreamToken } from './accept-stream-token';
 import { authenticate } from './authenticate';
 import { chatRoutes } from './chat-routes';
 import { conversationRoutes } from './conversation-routes';
 import { errorHandler, notFoundHandler } from './error-handler';
 import { healthRoutes } from './health-routes';
+import { openAiErrorHandler } from './openai-errors';
+import { openAiRoutes } from './openai-routes';
 import { openStreamLimit, sharedStreamLimit } from './open-stream-limit';
 import { requestLogging } from './request-logging';
 import { requestsPerMinute } from './rate-limits';
 import { crossOrigin, securityHeaders } from './security';
+import { streamTokenRoutes } from './stream-token-routes';
 
 export interface AppDependencies {
   config: Config;
   logger: Logger;
   /** Undefined when auth is off. */
   keys: ApiKeys | undefined;
+  /** End users' JWTs, when `[auth] jwt_*` are set (beside API keys). */
+  jwtVerifier?: JwtVerifier;
+  /** Tokens for a browser's EventSource (GET /api/chat/:chatId/stream?token=…). */
+  streamTokens: StreamTokens;
   chat: ChatService;
   conversations: Conversations;
   store: ChatStore;
@@ -36,9 +46,15 @@ export interface AppDependencies {
 
 /** The HTTP application. It never listens: `main.ts` (or a test) does. */
 export function createApp(dependencies: AppDependencies): Express {
-  const { config, logger, keys, chat, conversations, store, provider, cluster, rateLimitStore } = dependencies;
+  const { config, logger, keys, jwtVerifier, streamTokens, chat, conversations, store, provider, cluster, rateLimitStore } = dependencies;
   const { limits } = config;
   const maxOpenStreams = limits.max_open_streams || 4 * limits.concurrent_streams;
+  // One count of open streams per key, for /api/chat and /v1/chat/completions together.
+  const admitStream = !keys
+    ? undefined
+    : cluster
+      ? sharedStreamLimit((ownerId, limit) => cluster.takeStreamSlot(ownerId, limit), maxOpenStreams)
+      : openStreamLimit(maxOpenStreams);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -46,9 +62,13 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(securityHeaders());
   app.use(crossOrigin(config.server.cors_origins));
   app.use(healthRoutes(store, provider, cluster));
-  app.use('/api', authenticate(keys));
-  // Limits are per API key: with auth off there are no keys to count against.
-  if (keys) app.use('/api', requestsPerMinute(limits.requests_per_minute, rateLimitStore));
+  // The one route a stream token opens; it is then authenticated, and counted, as its owner.
+  if (keys) app.get('/api/chat/:chatId/stream', acceptStreamToken(streamTokens));
+  app.use('/api', authenticate(keys, jwtVerifier));
+  app.use('/v1', authenticate(keys, jwtVerifier));
+  // Limits are per API key (or end user): with auth off there are no keys to count against.
+  // One count per key for both APIs (one limiter: express-rate-limit refuses a store shared by two).
+  if (keys) app.use(['/api', '/v1'], requestsPerMinute(limits.requests_per_minute, rateLimitStore));
   app.use(requireUtf8Charset);
   app.use(express.json({ limit: config.server.body_limit, verify: requireUtf8 }));
   app.use(
@@ -56,14 +76,12 @@ export function createApp(dependencies: AppDependencies): Express {
       heartbeatMs: config.streaming.heartbeat_seconds * 1000,
       slowReaderMs: config.streaming.slow_reader_timeout_seconds * 1000,
       limits: { maxMessages: limits.max_messages_per_request, maxCharacters: limits.max_message_characters },
-      admitStream: !keys
-        ? undefined
-        : cluster
-          ? sharedStreamLimit((ownerId, limit) => cluster.takeStreamSlot(ownerId, limit), maxOpenStreams)
-          : openStreamLimit(maxOpenStreams),
+      admitStream,
     }),
   );
+  app.use(streamTokenRoutes(streamTokens));
   app.use(conversationRoutes(conversations));
+  app.use('/v1', openAiRoutes(provider, config, { admitStream, holdTurn: (ownerId) => chat.holdTurn(ownerId) }), openAiErrorHandler);
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parse as parseQuery } from 'node:querystring';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
-import { keyIdOf } from './authenticate';
+import { keyIdOf, userOwnerOf } from './authenticate';
 
 /** How much of a client-chosen text (a URL, a message quoting one) a log line takes. */
 const LOGGED_TEXT_LENGTH = 120;
@@ -14,6 +15,24 @@ const LOGGED_TEXT_LENGTH = 120;
  */
 export function clipForLog(text: string): string {
   return text.length > LOGGED_TEXT_LENGTH ? `${text.slice(0, LOGGED_TEXT_LENGTH)}…` : text;
+}
+
+/** Query parameters that carry credentials (a stream token for EventSource). */
+const SECRET_PARAMETERS = new Set(['token']);
+
+/**
+ * `url` with the value of every credential parameter replaced by `[redacted]`. Names are read as
+ * the query parser reads them (`tok%65n` is `token`), so that no spelling the service accepts
+ * reaches the log.
+ */
+export function redactUrl(url: string): string {
+  const queryStart = url.indexOf('?');
+  if (queryStart === -1) return url;
+  const fields = url.slice(queryStart + 1).split('&').map((field) => {
+    const name = Object.keys(parseQuery(field))[0];
+    return name !== undefined && SECRET_PARAMETERS.has(name) ? `${field.split('=')[0]}=[redacted]` : field;
+  });
+  return `${url.slice(0, queryStart + 1)}${fields.join('&')}`;
 }
 
 /** Short and plain: safe to echo in a header and to write in the log. */
@@ -56,15 +75,17 @@ export function requestLogging(logger: Logger) {
 }
 
 /**
- * What the closing line of a request says: which key asked what, and how it went. No headers:
- * they hold credentials, and the client-chosen ones (the user agent) can be of any length.
+ * What the closing line of a request says: which key (or end user) asked what, and how it went.
+ * No headers: they hold credentials, and the client-chosen ones (the user agent) can be of any
+ * length. No stream token either: the URL is logged without it.
  */
 function requestSummary(request: IncomingMessage, response: ServerResponse, responseTime: number) {
   return {
     keyId: keyIdOf(response as Response),
+    ownerId: userOwnerOf(response as Response),
     method: request.method,
     // Routers mounted on a path rewrite `url` while they run; `originalUrl` is what was asked.
-    url: clipForLog((request as Request).originalUrl ?? request.url ?? ''),
+    url: clipForLog(redactUrl((request as Request).originalUrl ?? request.url ?? '')),
     status: response.statusCode,
     responseTime,
   };

@@ -62,6 +62,15 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     name: settings.kind === 'azure' ? 'azure-openai' : 'openai',
     model,
     async openStream(request: LlmRequest) {
+      // Refused here rather than dropped: the caller asked for it, and the upstream would refuse it.
+      if (options.reasoningModel) {
+        // What reasoning models refuse upstream, refused here by name.
+        const refused = request.temperature !== undefined ? 'temperature' : REASONING_REFUSES.find((name) => request.sampling?.[name] !== undefined);
+        if (refused) {
+          const message = `The model ${model} is a reasoning model: it takes no ${refused}.`;
+          throw new AppError('invalid_request', message, { details: [{ path: refused, message }] });
+        }
+      }
       // One deadline for the upstream to start answering, retries included. It is ours rather
       // than the SDK's per-attempt timeout so that it can be disarmed once the stream is open.
       const deadline = new AbortController();
@@ -71,7 +80,8 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
         const params = {
           model,
           messages: request.messages,
-          ...(options.reasoningModel ? {} : { temperature: options.temperature }),
+          ...(options.reasoningModel ? {} : { temperature: request.temperature ?? options.temperature }),
+          ...request.sampling,
           ...replyLimit(request.maxTokens, options.reasoningModel),
           stream: true as const,
           stream_options: { include_usage: true },
@@ -91,6 +101,9 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
     },
   };
 }
+
+/** Sampling settings reasoning models refuse (beside the temperature). */
+const REASONING_REFUSES = ['top_p', 'presence_penalty', 'frequency_penalty', 'stop'] as const;
 
 function replyLimit(maxTokens: number | undefined, reasoningModel: boolean) {
   if (maxTokens === undefined) return {};
