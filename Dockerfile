@@ -35,8 +35,11 @@ COPY scripts ./scripts
 COPY prisma ./prisma
 COPY config ./config
 COPY src ./src
+# The chat page's sources: `npm run build` bundles them with Vite into dist/web.
+COPY web ./web
 
 # generate (the Prisma clients into src/store/generated/<engine>) + tsc -p tsconfig.build.json -> dist/
+# + vite build -> dist/web (the chat page served at /)
 RUN npm run build
 
 # Keep only production dependencies (express, openai, Prisma's pg adapter and pg, better-sqlite3

@@ -121,7 +121,7 @@ export async function buildService(options: {
   const jwtVerifier = jwt && createJwtVerifier(jwt);
   if (jwt) logger.info({ issuer: jwt.issuer, audience: jwt.audience, jwksUrl: jwt.jwksUrl }, 'end users\' JWTs are accepted beside API keys');
   const streamTokens = new StreamTokens({ secret: streamTokenSecret(cluster, config.cluster.redis_prefix), ttlSeconds: config.auth.stream_token_ttl_seconds });
-  const app = createApp({ config, logger, keys, jwtVerifier, streamTokens, chat, conversations, store, provider, cluster, rateLimitStore });
+  const app = createApp({ config, logger, keys, jwtVerifier, streamTokens, chat, conversations, store, provider, cluster, rateLimitStore, webDirectory: path.join(PROJECT_ROOT, 'dist', 'web') });
   return { app, chat, store, provider, keys, appliedMigrations, instanceId, lease, cluster };
 }
 

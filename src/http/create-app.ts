@@ -24,6 +24,7 @@ import { requestLogging } from './request-logging';
 import { requestsPerMinute } from './rate-limits';
 import { crossOrigin, securityHeaders } from './security';
 import { streamTokenRoutes } from './stream-token-routes';
+import { webPage } from './web-page';
 
 export interface AppDependencies {
   config: Config;
@@ -40,6 +41,8 @@ export interface AppDependencies {
   provider: LlmProvider;
   /** Multi-instance mode: limits, readiness and replies shared with the other instances. */
   cluster?: Cluster;
+  /** The built chat page (dist/web); undefined: no page. */
+  webDirectory?: string;
   /** Where requests per minute are counted; undefined: in this process. */
   rateLimitStore?: Store;
 }
@@ -62,6 +65,7 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(securityHeaders());
   app.use(crossOrigin(config.server.cors_origins));
   app.use(healthRoutes(store, provider, cluster));
+  if (dependencies.webDirectory) app.use(webPage(dependencies.webDirectory));
   // The one route a stream token opens; it is then authenticated, and counted, as its owner.
   if (keys) app.get('/api/chat/:chatId/stream', acceptStreamToken(streamTokens));
   app.use('/api', authenticate(keys, jwtVerifier));
