@@ -7,7 +7,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { CryptoKey, JWK } from 'jose' with { 'resolution-mode': 'import' };
 import { jwtOwnerId } from '../../src/auth/jwt-verifier';
-import { eventually, openSse, userTurn, type SseConnection } from '../support/chat-client';
+import { call, eventually, openSse, type SseConnection, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { startTestService, type TestService } from '../support/test-service';
 
@@ -68,16 +68,6 @@ function token(claims: Record<string, unknown> = {}, key: SigningKey = rsa): Pro
 const base64url = (value: unknown) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
 
 const bearer = (credential: string) => ({ authorization: `Bearer ${credential}` });
-
-async function call(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, text, body: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
-}
 
 function startTurn(credential: string, chatId: string, base = service.url): Promise<SseConnection> {
   return openSse(`${base}/api/chat`, {

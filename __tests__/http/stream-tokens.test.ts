@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { EventSource } from 'eventsource';
-import { eventually, openSse, userTurn, type SseConnection } from '../support/chat-client';
+import { call, eventually, openSse, type SseConnection, userTurn } from '../support/chat-client';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { postgresUnreachable } from '../support/postgres-database';
 import { redisKeys, redisUnreachable, removeRedisKeys, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/redis-server';
@@ -36,16 +36,6 @@ afterAll(async () => {
 });
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
-
-async function call(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) {
-  const response = await fetch(`${base}${path}`, {
-    method,
-    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  return { status: response.status, headers: response.headers, text, body: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
-}
 
 async function streamToken(key: string, chatId: string, base = service.url): Promise<{ token: string; expiresAt: string }> {
   const answer = await call(base, 'POST', `/api/chat/${chatId}/stream-token`, bearer(key));

@@ -92,3 +92,14 @@ export function openChatStream(baseUrl: string, body: unknown): Promise<SseConne
     body: JSON.stringify(body),
   });
 }
+
+/** Any request, a JSON body sent as such; the answer read whole, its body parsed when it is JSON. */
+export async function call(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: unknown) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { ...headers, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, body: text && response.headers.get('content-type')?.includes('json') ? JSON.parse(text) : undefined };
+}
