@@ -1,6 +1,6 @@
 import { cpuPerDelta, pairRatios, type CpuLevel, type CpuRound, type Side } from './cluster-cpu';
 import type { FollowKind, LagOutcome, LagQuantiles } from './cluster-lag';
-import type { Machine } from './machine';
+import { machineRows, type Machine } from './machine';
 import { isoSeconds, ms, table } from './markdown';
 import type { PostgresqlSettings } from './postgresql-server';
 import { errorsCell } from './report-tables';
@@ -232,10 +232,7 @@ export function renderClusterReport(input: ClusterReportInput): string {
       'It measures the two cost targets of the multi-instance issue, each beside its baseline measured in the same run.',
     '',
     table(['machine', ''], [
-      ['CPU', `${machine.cpu}, ${machine.cores} cores`],
-      ['memory', `${machine.memoryGiB} GiB`],
-      ['OS', machine.os],
-      ['Node.js', machine.node],
+      ...machineRows(machine),
       ['PostgreSQL', `${pg.version}; synchronous_commit = ${pg.synchronousCommit}, fsync = ${pg.fsync} (a server shared with other users of the machine, settings left as they are)`],
       ['Redis', `${input.redisVersion} (shared: this run works under its own key prefix and deletes its keys at the end)`],
     ]),

@@ -26,3 +26,13 @@ export function describeMachine(): Machine {
     node: process.version,
   };
 }
+
+/** The rows every report's machine table starts with; each adds the servers it used. */
+export function machineRows(machine: Machine): string[][] {
+  return [
+    ['CPU', `${machine.cpu}, ${machine.cores} cores`],
+    ['memory', `${machine.memoryGiB} GiB`],
+    ['OS', machine.os],
+    ['Node.js', machine.node],
+  ];
+}

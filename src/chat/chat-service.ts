@@ -101,7 +101,7 @@ export class ChatService implements LocalReplies {
     if (!cluster && maxTurnsPerOwner !== undefined && running >= maxTurnsPerOwner) throw tooManyTurns(maxTurnsPerOwner);
     // Claimed before the first await, so that a concurrent turn on this chat sees it.
     this.busyChats.add(key);
-    this.turnsByOwner.set(ownerId, running + 1);
+    this.countTurn(ownerId, 1);
     const setup = this.setUpTurn(request, clientSignal, log);
     this.settingUp.add(setup);
     return setup.finally(() => this.settingUp.delete(setup));
@@ -157,7 +157,11 @@ export class ChatService implements LocalReplies {
     this.claims.delete(key);
     this.busyChats.delete(key);
     this.generations.delete(key);
-    const running = (this.turnsByOwner.get(ownerId) ?? 1) - 1;
+    this.countTurn(ownerId, -1);
+  }
+
+  private countTurn(ownerId: string, change: 1 | -1): void {
+    const running = (this.turnsByOwner.get(ownerId) ?? 0) + change;
     if (running > 0) this.turnsByOwner.set(ownerId, running);
     else this.turnsByOwner.delete(ownerId);
   }
@@ -322,16 +326,13 @@ export class ChatService implements LocalReplies {
       if (!release) throw tooManyTurns(maxTurnsPerOwner);
       return release;
     }
-    const running = this.turnsByOwner.get(ownerId) ?? 0;
-    if (running >= maxTurnsPerOwner) throw tooManyTurns(maxTurnsPerOwner);
-    this.turnsByOwner.set(ownerId, running + 1);
+    if ((this.turnsByOwner.get(ownerId) ?? 0) >= maxTurnsPerOwner) throw tooManyTurns(maxTurnsPerOwner);
+    this.countTurn(ownerId, 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.turnsByOwner.get(ownerId) ?? 1) - 1;
-      if (left > 0) this.turnsByOwner.set(ownerId, left);
-      else this.turnsByOwner.delete(ownerId);
+      this.countTurn(ownerId, -1);
     };
   }
 

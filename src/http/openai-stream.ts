@@ -4,14 +4,11 @@ import type { LlmEvent, Usage } from '../chat/ports';
 import { toAppError } from '../errors/app-error';
 import { completionChunk, usageChunk, type CompletionIdentity } from './openai-chunks';
 import { openAiError } from './openai-errors';
+import { resetConnection } from './slow-reader-deadline';
+import { SSE_HEADERS } from './sse-response';
 
-/** Headers of a streamed completion: no UI-message-stream header, this is OpenAI's stream. */
-const OPENAI_SSE_HEADERS = {
-  'content-type': 'text/event-stream',
-  // no-transform keeps proxies from compressing or buffering the stream.
-  'cache-control': 'no-cache, no-transform',
-  'x-accel-buffering': 'no',
-} as const;
+/** Headers of a streamed completion: those of every event stream here, less the UI-message-stream one (this is OpenAI's stream). */
+const { 'x-vercel-ai-ui-message-stream': _uiMessageStream, ...OPENAI_SSE_HEADERS } = SSE_HEADERS;
 
 export interface CompletionStreamOptions {
   identity: CompletionIdentity;
@@ -72,9 +69,7 @@ function writeFrame(response: Response, frame: string, slowReaderMs: number, log
     };
     const timer = setTimeout(() => {
       log.warn({ slowReaderTimeoutSeconds: slowReaderMs / 1000 }, 'slow reader disconnected: it took nothing of the completion stream');
-      // A reset rather than a FIN, which would wait behind the unread bytes (see slow-reader-deadline.ts).
-      if (response.socket) response.socket.resetAndDestroy();
-      else response.destroy();
+      resetConnection(response);
     }, slowReaderMs);
     // 'drain' alone is not enough: it can be skipped (nodejs/node#62936, see sse-response.ts);
     // the callback of the write that filled the buffer is not.

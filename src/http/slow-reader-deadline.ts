@@ -14,16 +14,22 @@ export interface SlowReaderDeadline {
  * bytes queued for it for as long as it likes. Call it once the reply has ended; it is a no-op
  * for a response that has already finished or closed.
  */
+/**
+ * Drops a client that does not read. A reset rather than a FIN: a FIN waits behind the unread
+ * bytes in the kernel's send buffer, so the connection, and that buffer, would last as long as the
+ * client kept not reading. The socket is plain TCP: TLS, if any, ends in front of the service.
+ */
+export function resetConnection(response: Response): void {
+  if (response.socket) response.socket.resetAndDestroy();
+  else response.destroy();
+}
+
 export function startSlowReaderDeadline(response: Response, deadline: SlowReaderDeadline): void {
   if (response.writableFinished || response.destroyed) return;
   const { timeoutMs, chatId, log } = deadline;
   const timer = setTimeout(() => {
     log.warn({ chatId, slowReaderTimeoutSeconds: timeoutMs / 1000 }, 'slow reader disconnected: the reply had ended and it had not taken the rest');
-    // A reset rather than a FIN: a FIN waits behind the unread bytes in the kernel's send buffer,
-    // so the connection, and that buffer, would last as long as the client kept not reading.
-    // The socket is plain TCP: TLS, if any, ends in front of the service.
-    if (response.socket) response.socket.resetAndDestroy();
-    else response.destroy();
+    resetConnection(response);
   }, timeoutMs);
   // 'finish' alone is not enough: a response whose client went away closes without finishing.
   const clear = () => clearTimeout(timer);

@@ -4,7 +4,7 @@ import type { DeletedChatPurge } from './deleted-chat-purge';
 import type { PostgresqlKeyCache } from './postgresql-key-cache';
 import * as statements from './postgresql-chat-statements';
 import type { PostgresqlSql, SqlRunner } from './postgresql-sql';
-import { clientIdTaken, finishedReplyColumns, notUserMessage, toChatSummary, unknownMessage, toStoredMessage, turnMessageRows, type ChatRow, type MessageRow } from './stored-rows';
+import { clientIdTaken, finishedReplyColumns, rewoundMessages, toChatSummary, toStoredMessage, turnMessageRows, type ChatRow, type MessageRow } from './stored-rows';
 
 export interface PostgresqlChatStoreParts {
   sql: PostgresqlSql;
@@ -70,20 +70,16 @@ export class PostgresqlChatStore implements ChatStore {
     }
     const find = async (messageId: string) => (await sql.rows<{ seq: string; role: string }>(statements.FIND_MESSAGE, ownerId, chatId, chat.above, messageId))[0];
     if (rewind) {
-      const target = rewind.messageId === undefined ? undefined : await find(rewind.messageId);
-      if (rewind.messageId !== undefined && !target) throw unknownMessage(rewind.messageId);
-      let from: bigint | undefined;
-      if (rewind.type === 'edit') {
-        if (target!.role !== 'user') throw notUserMessage(rewind.messageId);
-        await sql.execute(statements.EDIT_MESSAGE, target!.seq, rewind.content, rewind.tokenCount, new Date());
-        from = BigInt(target!.seq) + 1n;
-      } else if (target) {
-        from = target.role === 'assistant' ? BigInt(target.seq) : BigInt(target.seq) + 1n;
-      } else {
-        const [newest] = await sql.rows<{ seq: string; role: string }>(statements.NEWEST_MESSAGE, ownerId, chatId, chat.above);
-        if (newest?.role === 'assistant') from = BigInt(newest.seq);
+      const named =
+        rewind.messageId === undefined
+          ? (await sql.rows<{ seq: string; role: string }>(statements.NEWEST_MESSAGE, ownerId, chatId, chat.above))[0]
+          : await find(rewind.messageId);
+      const removed = rewoundMessages(rewind, named);
+      if (removed) {
+        if (rewind.type === 'edit') await sql.execute(statements.EDIT_MESSAGE, removed.seq, rewind.content, rewind.tokenCount, new Date());
+        const from = removed.inclusive ? BigInt(removed.seq) : BigInt(removed.seq) + 1n;
+        await sql.rows(statements.REMOVE_MESSAGES_FROM, ownerId, chatId, from.toString());
       }
-      if (from !== undefined) await sql.rows(statements.REMOVE_MESSAGES_FROM, ownerId, chatId, from.toString());
     }
     for (const message of turn.messages) {
       if (message.clientId !== undefined && (await find(message.clientId))) throw clientIdTaken(message.clientId);

@@ -8,13 +8,12 @@ import {
   finishedReplyColumns,
   clientIdTaken,
   MESSAGE_COLUMNS,
-  notUserMessage,
+  rewoundMessages,
   toChatSummary,
   toStoredMessage,
   turnMessageRows,
   type ChatRow,
   type MessageRow,
-  unknownMessage,
 } from './stored-rows';
 
 /**
@@ -224,21 +223,11 @@ export class SqliteChatStatements {
     /** Applies a turn's rewind (see Rewind); returns how many messages it removed. */
     const rewind = (change: Rewind, chat: { ownerId: string; chatId: string; above: number }, now: string): number => {
       const { ownerId, chatId } = chat;
-      const target = change.messageId === undefined ? undefined : s.anchor.get({ ...chat, messageId: change.messageId });
-      if (change.messageId !== undefined && !target) throw unknownMessage(change.messageId);
-      let from: number | undefined;
-      if (change.type === 'edit') {
-        if (target!.role !== 'user') throw notUserMessage(change.messageId);
-        s.editMessage.run(change.content, change.tokenCount, now, target!.seq);
-        from = target!.seq + 1;
-      } else if (target) {
-        from = target.role === 'assistant' ? target.seq : target.seq + 1;
-      } else {
-        const newest = s.newestMessage.get(ownerId, chatId, chat.above);
-        if (newest?.role === 'assistant') from = newest.seq;
-      }
-      if (from === undefined) return 0;
-      const { changes } = s.removeFrom.run(ownerId, chatId, from);
+      const named = change.messageId === undefined ? s.newestMessage.get(ownerId, chatId, chat.above) : s.anchor.get({ ...chat, messageId: change.messageId });
+      const removed = rewoundMessages(change, named);
+      if (!removed) return 0;
+      if (change.type === 'edit') s.editMessage.run(change.content, change.tokenCount, now, removed.seq);
+      const { changes } = s.removeFrom.run(ownerId, chatId, removed.inclusive ? removed.seq : removed.seq + 1);
       s.uncount.run(changes, ownerId, chatId);
       return changes;
     };

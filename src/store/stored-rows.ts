@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { AppError } from '../errors/app-error';
-import type { ChatSummary, FinishedReply, FinishReason, MessageStatus, NewTurn, Role, StoredMessage } from '../chat/ports';
+import type { ChatSummary, FinishedReply, FinishReason, MessageStatus, NewTurn, Rewind, Role, StoredMessage } from '../chat/ports';
 
 /** The Message columns a StoredMessage is read from, in SELECT order; its id is the one the API shows. */
 export const MESSAGE_COLUMNS = `COALESCE("clientId", "id") AS "id", "role", "content", "status", "finishReason", "createdAt", "tokenCount", "promptTokens",
@@ -108,6 +108,22 @@ export function toChatSummary(row: ChatRow): ChatSummary {
     messageCount: Number(row.messageCount),
     lastReplyStatus: row.lastReplyStatus as MessageStatus | null,
   };
+}
+
+/**
+ * Which messages a rewind (see Rewind) removes, given the message it names, or the chat's newest
+ * one when it names none: that message and those after it (`inclusive`), or those after it only.
+ * Undefined: nothing (a chat with no message).
+ * @throws AppError invalid_request: a named message the chat does not have, or an edit of a reply.
+ */
+export function rewoundMessages<Seq>(change: Rewind, target: { seq: Seq; role: string } | undefined): { seq: Seq; inclusive: boolean } | undefined {
+  if (!target) {
+    if (change.messageId !== undefined) throw unknownMessage(change.messageId);
+    return undefined;
+  }
+  if (change.type === 'edit' && target.role !== 'user') throw notUserMessage(change.messageId);
+  // A regenerated reply goes with what follows it; an edited or regenerated-from question stays.
+  return { seq: target.seq, inclusive: change.type === 'regenerate' && target.role === 'assistant' };
 }
 
 /** A new message whose id the chat already has. */
