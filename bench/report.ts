@@ -2,6 +2,7 @@ import { renderEngines } from './engines-report';
 import { machineRows, type Machine } from './machine';
 import { isoSeconds, ms, table } from './markdown';
 import type { SideBySide } from './engines-side-by-side';
+import { renderMetricsCost, type MetricsCost } from './metrics-cost';
 import type { PostgresqlSettings } from './postgresql-server';
 import type { ScenarioOutcome } from './run-scenario';
 import { RAISED_LIMITS_TOML } from './service-process';
@@ -24,6 +25,8 @@ export interface ReportInput {
   postgresql?: EngineRun;
   /** c=1 on both engines at once, rounds interleaved; absent without PostgreSQL or c=1. */
   sideBySide?: SideBySide;
+  /** c=500 with metrics on and off; absent when c=500 was not run. */
+  metricsCost?: MetricsCost;
   postgresqlSettings?: PostgresqlSettings;
   runSeconds: number;
   /** CPU-seconds used by other processes on the machine during the run; null when unknown. */
@@ -140,6 +143,7 @@ export function renderReport(input: ReportInput): string {
     renderEngines(input),
     '',
   );
+  if (input.metricsCost) parts.push(renderMetricsCost(input.metricsCost));
   if (input.analysis) parts.push(input.analysis.trim(), '');
   return parts.join('\n');
 }

@@ -23,6 +23,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import path from 'node:path';
 import { measureEnginesSideBySide, type SideBySide } from './engines-side-by-side';
 import { describeMachine } from './machine';
+import { measureMetricsCost, type MetricsCost } from './metrics-cost';
 import {
   createBenchDatabase,
   DatabaseBackends,
@@ -84,6 +85,8 @@ async function main(): Promise<void> {
   const scenarios = only ? SCENARIOS.filter((scenario) => only.includes(scenario.name)) : SCENARIOS;
   if (scenarios.length === 0) throw new Error(`BENCH_SCENARIOS names none of: ${SCENARIOS.map((s) => s.name).join(', ')}`);
   const sqlite = await measureEngine(bench, 'SQLite', scenarios);
+  const c500 = scenarios.find((scenario) => scenario.name === 'c=500');
+  const metricsCost = c500 && (await measureMetricsOnAndOff(bench, c500));
   let postgresql: EngineRun | undefined;
   let sideBySide: SideBySide | undefined;
   if (serverUrl) {
@@ -102,7 +105,7 @@ async function main(): Promise<void> {
   const otherCpuSeconds = cpuOfOthers(machineBusyAtStart, [upstream.pid, load.pid]);
   const analysisPath = path.join(__dirname, 'analysis.md');
   const analysis = existsSync(analysisPath) ? readFileSync(analysisPath, 'utf8') : undefined;
-  const markdown = renderReport({ date, machine: describeMachine(), sqlite, postgresql, sideBySide, postgresqlSettings, runSeconds, otherCpuSeconds, analysis });
+  const markdown = renderReport({ date, machine: describeMachine(), sqlite, postgresql, sideBySide, metricsCost, postgresqlSettings, runSeconds, otherCpuSeconds, analysis });
   const resultsPath = only ? path.join(TMP_DIR, 'results.md') : path.join(__dirname, 'results.md');
   writeFileSync(resultsPath, markdown);
   // The raw records of the last run (measured rounds), for a second look at any figure.
@@ -183,6 +186,21 @@ async function measureSideBySide(bench: Bench, scenario: Scenario, serverUrl: st
       await stopChild(child, 5000);
     }
     await dropBenchDatabase(databaseUrl);
+  }
+}
+
+/** `scenario` against a service with metrics and one without, rounds interleaved (see measureMetricsCost). */
+async function measureMetricsOnAndOff(bench: Bench, scenario: Scenario): Promise<MetricsCost> {
+  progress('bench: metrics on and off: starting a service of each');
+  const on = await startService(bench.runDir, bench.fake, { name: 'metrics-on' });
+  const off = await startService(bench.runDir, bench.fake, { name: 'metrics-off', extraToml: '[metrics]\nenabled = false\n' });
+  try {
+    return await measureMetricsCost(bench, scenario, { on, off }, directTarget(bench.fake), serviceTarget, progress);
+  } finally {
+    for (const child of [on.child, off.child]) {
+      stoppedServicesCpuMs += readCpuMs(child.pid!)?.total ?? 0;
+      await stopChild(child, 5000);
+    }
   }
 }
 

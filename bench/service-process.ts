@@ -39,7 +39,7 @@ export interface ServiceOptions {
  * or WORKERS left in the shell would turn a single-instance measurement into a multi-instance one
  * (`options.environment` sets them when a run means it).
  */
-const SERVICE_VARIABLES = /^(AZURE_|OPENAI_)|^(NODE_ENV|NODE_OPTIONS|PORT|HOST|DATABASE_URL|CONFIG_PATH|LOG_LEVEL|REDIS_URL|WORKERS|INSTANCE_ID)$/;
+const SERVICE_VARIABLES = /^(AZURE_|OPENAI_)|^(NODE_ENV|NODE_OPTIONS|PORT|HOST|DATABASE_URL|CONFIG_PATH|LOG_LEVEL|REDIS_URL|WORKERS|INSTANCE_ID|METRICS_ENABLED|METRICS_TOKEN)$/;
 
 /**
  * Starts the production build (`node dist/main.js`) against the paced upstream, with a fresh

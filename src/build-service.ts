@@ -12,7 +12,7 @@ import { createJwtVerifier } from './auth/jwt-verifier';
 import { StreamTokens } from './auth/stream-tokens';
 import { Conversations } from './chat/conversations';
 import { ConfigError } from './config/config-error';
-import { jwtSettings } from './config/load-config';
+import { jwtSettings, workerCount } from './config/load-config';
 import { createProvider } from './llm/create-provider';
 import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
 import { InstanceLease, instanceIdentity } from './chat/instance-lease';
@@ -20,6 +20,8 @@ import { openStore } from './store/open-store';
 import { RedisCluster } from './cluster/redis-cluster';
 import { redisRateLimitStore } from './cluster/redis-rate-limit-store';
 import { sharedSecret } from './cluster/shared-secret';
+import { ServiceMetrics } from './metrics/service-metrics';
+import { workerMetrics } from './metrics/worker-metrics';
 
 export interface Service {
   app: Express;
@@ -93,7 +95,11 @@ export async function buildService(options: {
   }
   // Chats deleted just before a stop may still have messages to remove.
   void store.purgeDeletedChats().catch((error: unknown) => logger.warn({ err: error }, 'could not finish removing deleted chats; retried at the next start'));
-  const provider = createProvider(providerSettings, config);
+  // The metrics and the provider and chat service they observe each need the other.
+  let metrics: ServiceMetrics | undefined;
+  let chatService: ChatService | undefined;
+  const provider = createProvider(providerSettings, config, config.metrics.enabled ? () => metrics?.upstreamRetried() : undefined);
+  if (config.metrics.enabled) metrics = new ServiceMetrics({ activeGenerations: () => chatService?.generationCount ?? 0, model: provider.model });
   const window = contextWindow(config, provider.model);
   const chat = new ChatService({
     store,
@@ -112,7 +118,9 @@ export async function buildService(options: {
     checkpointIntervalMs: config.streaming.checkpoint_interval_seconds * 1000,
     replySaveRetryMs: config.database.reply_save_retry_seconds * 1000,
     cluster,
+    metrics,
   });
+  chatService = chat;
   cluster?.serve(chat);
   const conversations = new Conversations(store, chat);
   const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;
@@ -121,8 +129,28 @@ export async function buildService(options: {
   const jwtVerifier = jwt && createJwtVerifier(jwt);
   if (jwt) logger.info({ issuer: jwt.issuer, audience: jwt.audience, jwksUrl: jwt.jwksUrl }, 'end users\' JWTs are accepted beside API keys');
   const streamTokens = new StreamTokens({ secret: streamTokenSecret(cluster, config.cluster.redis_prefix), ttlSeconds: config.auth.stream_token_ttl_seconds });
-  const app = createApp({ config, logger, keys, jwtVerifier, streamTokens, chat, conversations, store, provider, cluster, rateLimitStore, webDirectory: path.join(PROJECT_ROOT, 'dist', 'web') });
+  const app = createApp({
+    config,
+    logger,
+    keys,
+    jwtVerifier,
+    streamTokens,
+    chat,
+    conversations,
+    store,
+    provider,
+    cluster,
+    rateLimitStore,
+    webDirectory: path.join(PROJECT_ROOT, 'dist', 'web'),
+    metrics: metrics && { service: metrics, exposition: exposition(metrics, worker !== undefined && workerCount(config) > 1) },
+  });
   return { app, chat, store, provider, keys, appliedMigrations, instanceId, lease, cluster };
+}
+
+/** What GET /metrics serves: this process's metrics, or with several workers, all of theirs summed. */
+function exposition(metrics: ServiceMetrics, acrossWorkers: boolean) {
+  if (acrossWorkers) return workerMetrics(metrics.registry);
+  return async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() });
 }
 
 /**

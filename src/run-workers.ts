@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
+import { serveWorkersMetrics } from './metrics/worker-metrics';
 
 /** The variable that tells a worker its number, which a worker started in place of another keeps. */
 export const WORKER_NUMBER_VARIABLE = 'SERVICE_WORKER_NUMBER';
@@ -51,6 +52,8 @@ export function runWorkers(count: number, logger: Logger): void {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // GET /metrics on any worker shows them all, summed: the primary collects them.
+  serveWorkersMetrics();
   logger.info({ workers: count }, 'starting workers');
   for (let number = 1; number <= count; number += 1) start(number);
 }

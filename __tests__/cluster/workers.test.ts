@@ -12,6 +12,7 @@ import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { createPostgresDatabase, dropPostgresDatabases, postgresUnreachable } from '../support/postgres-database';
 import { redisUnreachable, removeRedisKeys, TEST_REDIS_URL, uniqueRedisPrefix } from '../support/redis-server';
 import { FIRST_KEY_LINE, serviceEnvironment, startServer, stopServers, type LogLine, type ServerProcess } from '../support/server-process';
+import { sampleValue } from '../support/prometheus-text';
 import { parseSse } from '../support/sse';
 
 const skipped = postgresUnreachable() ?? redisUnreachable();
@@ -96,8 +97,26 @@ describeWorkers('[server] workers = 2', () => {
     expect(parseSse(texts[0]!).at(-2)?.data).toContain('"type":"finish"');
     await eventually(() => (servedBy(primary.logs).size === 2 ? true : undefined), 5000);
 
+    // GET /metrics on the shared port shows both workers, summed, whichever of them answers: one
+    // worker generated the reply, and the resumes went to both.
+    const scrapes: string[] = [];
+    for (let index = 0; index < 4; index += 1) {
+      const scraped = await fetch(`${url}/metrics`, { headers: { connection: 'close' } });
+      expect(scraped.status).toBe(200);
+      scrapes.push(await scraped.text());
+    }
+    const scrapers = primary.logs.filter((line) => line.msg === 'request completed' && line.url === '/metrics').map((line) => line.worker);
+    expect(new Set(scrapers).size).toBe(2);
+    for (const text of scrapes) {
+      expect(sampleValue(text, 'llm_replies_total', { status: 'completed' })).toBe(1);
+      expect(sampleValue(text, 'http_requests_total', { method: 'GET', route: '/api/chat/:chatId/stream', status: '200' })).toBe(4);
+      expect(sampleValue(text, 'http_requests_total', { method: 'POST', route: '/api/chat', status: '200' })).toBe(1);
+      expect(sampleValue(text, 'llm_stream_readers_active')).toBe(0);
+    }
+
     // A worker killed is replaced under the same number.
-    const workerPids = execFileSync('pgrep', ['-P', String(primary.child.pid)], { encoding: 'utf8' }).trim().split('\n').map(Number);
+    // By command line: the primary may also have tsx's esbuild service as a child, when it had files to compile.
+    const workerPids = execFileSync('pgrep', ['-P', String(primary.child.pid), '-f', 'main\\.ts'], { encoding: 'utf8' }).trim().split('\n').map(Number);
     expect(workerPids).toHaveLength(2);
     process.kill(workerPids[0]!, 'SIGKILL');
     await primary.waitForLog((line) => line.msg === 'a worker stopped unexpectedly: starting another in its place', 10_000);

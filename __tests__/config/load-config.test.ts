@@ -40,6 +40,7 @@ const DEFAULT_CONFIG: Config = {
     slow_reader_timeout_seconds: 30,
   },
   simulator: { delay_ms: 25 },
+  metrics: { enabled: true, token: '' },
   logging: { level: 'info', log_content: false },
 };
 
@@ -150,6 +151,12 @@ describe('loadConfig', () => {
   test('AZURE_OPENAI_DEPLOYMENT_NAME wins over OPENAI_MODEL', () => {
     const config = loadConfig(DEFAULTS_PATH, { OPENAI_MODEL: 'gpt-4o', AZURE_OPENAI_DEPLOYMENT_NAME: 'my-deployment' });
     expect(config.openai.model).toBe('my-deployment');
+  });
+
+  test('METRICS_ENABLED and METRICS_TOKEN set [metrics]; METRICS_ENABLED takes only true or false', () => {
+    expect(loadConfig(DEFAULTS_PATH, { METRICS_ENABLED: 'false', METRICS_TOKEN: ' scrape-secret ' }).metrics).toEqual({ enabled: false, token: 'scrape-secret' });
+    expect(loadConfig(DEFAULTS_PATH, { METRICS_ENABLED: 'true' }).metrics).toEqual({ enabled: true, token: '' });
+    expect(() => loadConfig(DEFAULTS_PATH, { METRICS_ENABLED: 'off' })).toThrow(new ConfigError('Invalid configuration:\n  - metrics.enabled: expected true or false'));
   });
 
   test('does not carry one call\'s overrides into the next', () => {

@@ -67,6 +67,8 @@ describe('the line logged when a request completes', () => {
       service: 'llm-streaming-service',
       requestId: exchange.requestId,
       ...(withKey ? { keyId } : {}),
+      // A turn's line names its reply, as the reply's own lines do.
+      ...(path === '/api/chat' ? { messageId: expect.stringMatching(/^[0-9a-f-]{36}$/) } : {}),
       method,
       url: path,
       status,

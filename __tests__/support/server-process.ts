@@ -14,7 +14,7 @@ const MAIN_PATH = path.join(PROJECT_ROOT, 'src', 'main.ts');
 export const TSX_LOADER = pathToFileURL(require.resolve('tsx', { paths: [PROJECT_ROOT] })).href;
 
 /** Variables the service reads; none may leak in from the environment running the tests. */
-const SERVICE_VARIABLES = ['NODE_ENV', 'PORT', 'HOST', 'DATABASE_URL', 'CONFIG_PATH', 'LOG_LEVEL', 'INSTANCE_ID', 'REDIS_URL', 'WORKERS'];
+const SERVICE_VARIABLES = ['NODE_ENV', 'PORT', 'HOST', 'DATABASE_URL', 'CONFIG_PATH', 'LOG_LEVEL', 'INSTANCE_ID', 'REDIS_URL', 'WORKERS', 'METRICS_ENABLED', 'METRICS_TOKEN'];
 
 /** One pino line of the server's stdout. */
 export interface LogLine {

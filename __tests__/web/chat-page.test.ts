@@ -5,18 +5,15 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { PROJECT_ROOT } from '../../src/build-service';
 import { eventually } from '../support/chat-client';
+import { describeInBrowser, launchChromium, refuseOtherHosts } from '../support/chromium';
 import { startFakeUpstream, type FakeUpstream } from '../support/fake-upstream';
 import { startTestService, type TestService } from '../support/test-service';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PAGE_BUILT = existsSync(path.join(PROJECT_ROOT, 'dist', 'web', 'index.html'));
-const skipped = !existsSync(CHROMIUM) ? `no ${CHROMIUM} (apt-get install -y chromium)` : !PAGE_BUILT ? 'the page is not built (npm run build:web)' : undefined;
-if (skipped && process.env.REQUIRE_BROWSER === '1') throw new Error(`the browser tests cannot run: ${skipped}`);
-if (skipped) process.stderr.write(`\nbrowser tests skipped: ${skipped}\n`);
-const describeBrowser = skipped ? describe.skip : describe;
+const describeBrowser = describeInBrowser(PAGE_BUILT ? undefined : 'the page is not built (npm run build:web)');
 
 const OUTPUT = path.join(PROJECT_ROOT, 'test-results', 'web');
 
@@ -30,11 +27,7 @@ describeBrowser('the chat page in Chromium', () => {
     upstream = await startFakeUpstream();
     service = await startTestService({ upstream, auth: true, configToml: '[openai]\nmax_retries = 0\n[limits]\nrequests_per_minute = 100000\n' });
     key = (await service.keys!.create('browser')).key;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
@@ -49,13 +42,7 @@ describeBrowser('the chat page in Chromium', () => {
     const page = await context.newPage();
     page.setDefaultTimeout(10_000);
     // Nothing but the service: a request anywhere else fails the test.
-    const foreign: string[] = [];
-    await context.route('**/*', (route) => {
-      const url = route.request().url();
-      if (url.startsWith(service.url)) return route.continue();
-      foreign.push(url);
-      return route.abort();
-    });
+    const foreign = await refuseOtherHosts(context, service.url);
     page.on('close', () => expect(foreign).toEqual([]));
     await page.goto(`${service.url}/`);
     await page.getByTestId('api-key').fill(key);

@@ -5,7 +5,7 @@ import { AppError } from '../errors/app-error';
 import type { Cluster, LocalReplies, ReplyHolder } from './cluster';
 import { buildContext, historyWindow, promptTokensWithoutHistory, type Context } from './build-context';
 import { Generation } from './generation';
-import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, RecentHistory, StoredMessage, TokenCounter } from './ports';
+import type { ChatMessage, ChatStore, FinishedReply, LlmEvent, LlmProvider, MessageStatus, RecentHistory, ReplyMetrics, StoredMessage, TokenCounter, TraceContext } from './ports';
 import type { ReplyStream } from './reply-stream';
 import { generateTitle, titleFromMessage } from './titles';
 
@@ -32,6 +32,8 @@ export interface ChatServiceOptions {
   replySaveRetryMs: number;
   /** Multi-instance mode: chats, limits and replies shared with the other instances. */
   cluster?: Cluster;
+  /** Where replies and upstream failures are counted; undefined: not measured. */
+  metrics?: ReplyMetrics;
 }
 
 export interface TurnRequest {
@@ -42,6 +44,8 @@ export interface TurnRequest {
   messages: Array<ChatMessage & { clientId?: string }>;
   /** Changes to the chat's messages first: an edit of a user message, or a regeneration (no new message then). */
   rewind?: { type: 'edit'; messageId: string; content: string } | { type: 'regenerate'; messageId: string | undefined };
+  /** The client's trace context, passed on to the upstream request. */
+  traceContext?: TraceContext;
 }
 
 interface PreparedTurn {
@@ -121,7 +125,7 @@ export class ChatService implements LocalReplies {
       replyOpened = true;
       const context = this.plan(turn, this.options.maxConversationPairs);
       generation.describeContext(describeContext(context, turn));
-      const events = await this.openStream(generation, turn, context, clientSignal, log);
+      const events = await this.openStream(generation, { ...turn, traceContext: request.traceContext }, context, clientSignal, log);
       void generation.run(events).finally(() => this.release(request));
       if (this.options.generateTitles && turn.storedCount === 0) this.titleAfterReply(generation, request, turn, log);
       return generation;
@@ -257,6 +261,7 @@ export class ChatService implements LocalReplies {
       model: this.options.provider.model,
       startedAt,
       counter: this.options.counter,
+      metrics: this.options.metrics,
       // Replaced once the turn's history is read.
       context: { contextMessages: 0, droppedMessages: 0, promptTokensEstimate: 0 },
     });
@@ -266,7 +271,14 @@ export class ChatService implements LocalReplies {
    * Opens the upstream stream. If the model still finds the context too long, the oldest half of
    * the history is dropped and the request sent once more: no token has reached the client yet.
    */
-  private async openStream(generation: Generation, turn: PreparedTurn, context: Context, clientSignal: AbortSignal, log: Logger): Promise<AsyncIterable<LlmEvent>> {
+  private async openStream(
+    generation: Generation,
+    turn: PreparedTurn & { traceContext?: TraceContext },
+    context: Context,
+    clientSignal: AbortSignal,
+    log: Logger,
+  ): Promise<AsyncIterable<LlmEvent>> {
+    const { traceContext } = turn;
     // Until the stream opens no response is attached, so a client leaving stops the turn.
     const giveUp = () => generation.abort('client_disconnected');
     clientSignal.addEventListener('abort', giveUp, { once: true });
@@ -275,8 +287,14 @@ export class ChatService implements LocalReplies {
       for (let attempt = 1; ; attempt += 1) {
         this.logContext(current, log);
         try {
-          return await this.options.provider.openStream({ messages: current.messages, signal: generation.signal, maxTokens: this.options.maxReplyTokens });
+          return await this.options.provider.openStream({
+            messages: current.messages,
+            signal: generation.signal,
+            maxTokens: this.options.maxReplyTokens,
+            ...(traceContext && { traceContext }),
+          });
         } catch (error) {
+          if (error instanceof AppError && !generation.signal.aborted) this.options.metrics?.upstreamFailed(error.code);
           const overflow = error instanceof AppError && error.code === 'context_length_exceeded';
           if (!overflow || attempt > 1 || current.pairs === 0) throw error;
           current = this.plan(turn, Math.floor(current.pairs / 2));
@@ -334,6 +352,11 @@ export class ChatService implements LocalReplies {
       released = true;
       this.countTurn(ownerId, -1);
     };
+  }
+
+  /** Replies this instance is generating: from the start of their turn until they are stored. */
+  get generationCount(): number {
+    return this.generations.size;
   }
 
   /** The owner's chat's running generation on this instance, if its parts are flowing. */

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { GenerationAbort, abortCauseOf, type AbortCause } from '../errors/abort-reasons';
 import { AppError, toAppError } from '../errors/app-error';
 import { MemoryPartLog, type PartLog } from './part-log';
-import type { ChatStore, FinalStatus, FinishedReply, FinishReason, LlmEvent, MessageStatus, TokenCounter, Usage } from './ports';
+import type { ChatStore, FinalStatus, FinishedReply, FinishReason, LlmEvent, MessageStatus, ReplyMetrics, TokenCounter, Usage } from './ports';
 import type { ReplyStream } from './reply-stream';
 import type { StreamEntry, UiMessagePart } from './ui-message-part';
 
@@ -30,6 +30,8 @@ export interface GenerationOptions {
   counter: TokenCounter;
   /** What went into the context, sent in the `start` part. */
   context: { contextMessages: number; droppedMessages: number; promptTokensEstimate: number };
+  /** Told of the reply once it is stored, and of an upstream failure; undefined: not measured. */
+  metrics?: ReplyMetrics;
 }
 
 interface ReplyFacts {
@@ -152,6 +154,8 @@ export class Generation implements ReplyStream {
     this.ended = true;
     const failed = reply && (await this.trySave(reply));
     if (failed) await this.saveWithRetries(reply, failed.error);
+    // A turn refused before its reply's row was opened (busy chat, too long…) had no reply.
+    if (reply) this.measure(reply, null);
     this.resolveFinished();
   }
 
@@ -189,10 +193,14 @@ export class Generation implements ReplyStream {
       clearInterval(checkpointTimer);
       clearTimeout(this.graceTimer);
     }
+    const generatingMs = this.firstTokenAt === undefined ? null : Date.now() - this.firstTokenAt;
     const outcome = this.decideOutcome(finishReason, failure);
     const tokenCount = this.options.counter.count(this.text);
     const facts = this.replyFacts(finishReason, usage, tokenCount);
-    if (outcome.error) this.options.log.warn({ err: outcome.error, cause: outcome.error.cause }, 'reply failed');
+    if (outcome.error) {
+      this.options.log.warn({ err: outcome.error, cause: outcome.error.cause }, 'reply failed');
+      this.options.metrics?.upstreamFailed(outcome.error.code);
+    }
     this.options.log.info({ status: outcome.status, ...facts, characters: this.text.length }, 'reply ended');
     const reply = this.finishedReply(outcome, facts, tokenCount);
     // A checkpoint landing after the final write would overwrite it.
@@ -202,7 +210,21 @@ export class Generation implements ReplyStream {
     const failed = await this.trySave(reply);
     this.end(outcome, facts);
     if (failed) await this.saveWithRetries(reply, failed.error);
+    this.measure(reply, generatingMs);
     this.resolveFinished();
+  }
+
+  /** Reports the reply, once stored (or given up on), to the metrics. */
+  private measure(reply: FinishedReply, generatingMs: number | null): void {
+    this.options.metrics?.replyEnded({
+      model: this.options.model,
+      status: reply.status,
+      timeToFirstTokenMs: reply.timeToFirstTokenMs,
+      durationMs: Date.now() - this.options.startedAt,
+      generatingMs,
+      usage: reply.usage,
+      usageEstimated: reply.usageEstimated,
+    });
   }
 
   /** Usage from the provider, or counted here when the stream was cut before its usage frame. */

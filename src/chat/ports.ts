@@ -1,3 +1,5 @@
+import type { ErrorCode } from '../errors/app-error';
+
 /**
  * What the chat service needs from the outside, implemented by `llm/` (model providers) and
  * `store/` (persistence). The chat layer owns these types so dependencies point one way.
@@ -240,6 +242,8 @@ export interface Sampling {
 export interface LlmRequest {
   messages: ChatMessage[];
   signal: AbortSignal;
+  /** The client's W3C trace context (`traceparent`, and `tracestate` with it), passed on upstream as it came. */
+  traceContext?: TraceContext;
   /** Most tokens the reply may have (sent as `max_tokens`). */
   maxTokens?: number;
   /** Sampling temperature (0–2) for this request; undefined: the configured one. */
@@ -259,4 +263,32 @@ export interface LlmProvider {
    * or invalid_request for a `temperature` the model does not take (reasoning models take none).
    */
   openStream(request: LlmRequest): Promise<AsyncIterable<LlmEvent>>;
+}
+
+/** A W3C trace context a client sent, checked for form. */
+export interface TraceContext {
+  traceparent: string;
+  tracestate?: string;
+}
+
+/** What is measured of a reply (a chat turn's, or a completion of the OpenAI-compatible endpoint) when it ends. */
+export interface EndedReply {
+  model: string;
+  status: FinalStatus;
+  /** Null when no token came. */
+  timeToFirstTokenMs: number | null;
+  /** From the start of the turn until the reply was stored (a completion: until it ended). */
+  durationMs: number;
+  /** From the first token until the upstream stream ended; null when no token came. */
+  generatingMs: number | null;
+  /** Null when nothing is known (a completion whose provider sent no usage). */
+  usage: Usage | null;
+  usageEstimated: boolean;
+}
+
+/** Where the chat layer reports its replies and upstream failures (the service's metrics). */
+export interface ReplyMetrics {
+  replyEnded(reply: EndedReply): void;
+  /** An upstream request or stream failed, with the taxonomy's code of the failure. */
+  upstreamFailed(code: ErrorCode): void;
 }

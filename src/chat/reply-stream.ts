@@ -6,6 +6,8 @@ import type { StreamEntry } from './ui-message-part';
  */
 export interface ReplyStream {
   readonly chatId: string;
+  /** The reply's id (the `start` part's `messageId`). */
+  readonly messageId: string;
   /** True once the `done` part is in: nothing more will come. */
   readonly isEnded: boolean;
   /** The parts with an id above `lastId`, in order. */

@@ -105,6 +105,15 @@ export const configSchema = z.strictObject({
   simulator: z.strictObject({
     delay_ms: z.number().int().min(0).max(10_000),
   }),
+  metrics: z.strictObject({
+    /** GET /metrics (Prometheus). */
+    enabled: z.preprocess(
+      (value) => (value === 'true' ? true : value === 'false' ? false : value),
+      z.boolean({ error: 'expected true or false' }),
+    ),
+    /** Set: /metrics needs `Authorization: Bearer <token>`; empty: only loopback and private networks may scrape. */
+    token: z.string(),
+  }),
   logging: z.strictObject({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
     log_content: z.boolean(),

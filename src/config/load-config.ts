@@ -24,6 +24,8 @@ const ENVIRONMENT_OVERRIDES: ReadonlyArray<[variable: string, key: string]> = [
   ['JWT_JWKS_URL', 'auth.jwt_jwks_url'],
   ['JWT_ISSUER', 'auth.jwt_issuer'],
   ['JWT_AUDIENCE', 'auth.jwt_audience'],
+  ['METRICS_ENABLED', 'metrics.enabled'],
+  ['METRICS_TOKEN', 'metrics.token'],
 ];
 
 type Tree = Record<string, unknown>;

@@ -10,6 +10,7 @@ export const STATUS_BY_CODE = {
   context_too_long: 400,
   content_filtered: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   chat_not_found: 404,
   method_not_allowed: 405,

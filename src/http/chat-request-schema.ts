@@ -67,7 +67,8 @@ export function pageLimit(fallback: number, max: number) {
     .transform(Number)
     .pipe(z.number().int().min(1).max(max))
     .optional()
-    .transform((value) => value ?? fallback);
+    .transform((value) => value ?? fallback)
+    .meta({ description: `A whole number from 1 to ${max}; ${fallback} when absent.` });
 }
 
 export const chatListQuerySchema = z.object({

@@ -1,4 +1,5 @@
 import { Router } from 'express';
+import type { z } from 'zod';
 import type { ChatService } from '../chat/chat-service';
 import { AppError } from '../errors/app-error';
 import { ownerOf } from './authenticate';
@@ -6,7 +7,9 @@ import { chatIdSchema, chatRequestSchema, lastEventIdSchema, type ShapeLimits } 
 import { methodNotAllowed } from './error-handler';
 import type { StreamAdmission } from './open-stream-limit';
 import { parseInput } from './parse-input';
-import { streamGeneration } from './sse-response';
+import type { cancelledReplySchema } from './response-schemas';
+import { streamGeneration, type StreamReaders } from './sse-response';
+import { traceContextOf, traceIdOf } from './trace-context';
 import { isUiChatRequest, uiChatRequestSchema } from './ui-chat-request';
 
 export interface ChatRouteOptions {
@@ -15,13 +18,15 @@ export interface ChatRouteOptions {
   limits: ShapeLimits;
   /** Counts each event stream against its key's open streams; undefined (auth off): no limit. */
   admitStream: StreamAdmission | undefined;
+  /** Where open event streams are counted (the metrics); undefined: not counted. */
+  readers?: StreamReaders;
 }
 
 export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router {
   const router = Router();
   const requestSchema = chatRequestSchema(options.limits);
   const uiRequestSchema = uiChatRequestSchema(options.limits);
-  const { heartbeatMs, slowReaderMs, admitStream } = options;
+  const { heartbeatMs, slowReaderMs, admitStream, readers } = options;
 
   router.post('/api/chat', async (request, response) => {
     if (!request.is('application/json')) {
@@ -36,9 +41,13 @@ export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
     response.on('close', () => clientGone.abort());
-    const turn = { ...body, ownerId: ownerOf(response) };
-    const generation = await chat.startTurn(turn, clientGone.signal, request.log.child({ chatId: body.chatId }));
-    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs, slowReaderMs, log: request.log });
+    const traceContext = traceContextOf(request);
+    const turn = { ...body, ownerId: ownerOf(response), ...(traceContext && { traceContext }) };
+    const log = request.log.child(traceContext ? { chatId: body.chatId, traceId: traceIdOf(traceContext) } : { chatId: body.chatId });
+    const generation = await chat.startTurn(turn, clientGone.signal, log);
+    // The request's closing log line names the reply, as the reply's own lines do.
+    response.locals.messageId = generation.messageId;
+    streamGeneration(generation, response, { lastEventId: 0, heartbeatMs, slowReaderMs, log: request.log, readers });
   });
   router.all('/api/chat', methodNotAllowed(['POST']));
 
@@ -52,7 +61,8 @@ export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router
       return;
     }
     await admitStream?.(response);
-    streamGeneration(reply, response, { lastEventId, heartbeatMs, slowReaderMs, log: request.log });
+    response.locals.messageId = reply.messageId;
+    streamGeneration(reply, response, { lastEventId, heartbeatMs, slowReaderMs, log: request.log, readers });
   });
 
   router.delete('/api/chat/:chatId/stream', async (request, response) => {
@@ -62,7 +72,7 @@ export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router
       response.status(204).end();
       return;
     }
-    response.json({ status: cancelled.status, messageId: cancelled.messageId });
+    response.json({ status: cancelled.status, messageId: cancelled.messageId } satisfies z.infer<typeof cancelledReplySchema>);
   });
   router.all('/api/chat/:chatId/stream', methodNotAllowed(['GET', 'DELETE']));
 

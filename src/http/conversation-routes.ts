@@ -6,6 +6,7 @@ import { ownerOf } from './authenticate';
 import { chatIdSchema, chatListQuerySchema, chatUpdateSchema, messageListQuerySchema } from './chat-request-schema';
 import { methodNotAllowed } from './error-handler';
 import { parseInput } from './parse-input';
+import type { ChatJson, MessageJson, UiMessageJson } from './response-schemas';
 
 /** The conversations API: list, read, rename and delete chats; page through their messages. */
 export function conversationRoutes(conversations: Conversations): Router {
@@ -56,7 +57,7 @@ export function conversationRoutes(conversations: Conversations): Router {
   return router;
 }
 
-function chatJson(chat: Omit<ChatSummary, 'systemPrompt'> & { systemPrompt?: string | null }) {
+function chatJson(chat: Omit<ChatSummary, 'systemPrompt'> & { systemPrompt?: string | null }): ChatJson {
   return {
     chatId: chat.chatId,
     title: chat.title,
@@ -68,7 +69,7 @@ function chatJson(chat: Omit<ChatSummary, 'systemPrompt'> & { systemPrompt?: str
   };
 }
 
-function messageJson(message: StoredMessage) {
+function messageJson(message: StoredMessage): MessageJson {
   return {
     id: message.id,
     role: message.role,
@@ -76,10 +77,7 @@ function messageJson(message: StoredMessage) {
     status: message.status,
     finishReason: message.finishReason,
     createdAt: message.createdAt.toISOString(),
-    usage:
-      message.promptTokens === null
-        ? null
-        : { promptTokens: message.promptTokens, completionTokens: message.completionTokens, totalTokens: message.totalTokens },
+    usage: usageJson(message),
     usageEstimated: message.usageEstimated,
     model: message.model,
     timeToFirstTokenMs: message.timeToFirstTokenMs,
@@ -88,8 +86,13 @@ function messageJson(message: StoredMessage) {
   };
 }
 
+/** The three counts are stored together: all set, or (user messages) all null. */
+function usageJson({ promptTokens, completionTokens, totalTokens }: StoredMessage): MessageJson['usage'] {
+  return promptTokens === null || completionTokens === null || totalTokens === null ? null : { promptTokens, completionTokens, totalTokens };
+}
+
 /** A message as the AI SDK's UIMessage, ready for useChat({ messages }); what else is known goes in `metadata`. */
-function uiMessageJson(message: StoredMessage) {
+function uiMessageJson(message: StoredMessage): UiMessageJson {
   const { id, role, content, ...rest } = messageJson(message);
-  return { id, role, parts: content === '' ? [] : [{ type: 'text', text: content }], metadata: rest };
+  return { id, role, parts: content === '' ? [] : [{ type: 'text' as const, text: content }], metadata: rest };
 }

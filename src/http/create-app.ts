@@ -12,11 +12,15 @@ import type { StreamTokens } from '../auth/stream-tokens';
 import type { Config } from '../config/config-schema';
 import { AppError, bodyVerifyError } from '../errors/app-error';
 import { acceptStreamToken } from './accept-stream-token';
+import { apiDocsRoutes } from './api-docs-routes';
 import { authenticate } from './authenticate';
 import { chatRoutes } from './chat-routes';
 import { conversationRoutes } from './conversation-routes';
 import { errorHandler, notFoundHandler } from './error-handler';
 import { healthRoutes } from './health-routes';
+import { httpMetrics } from './http-metrics';
+import { metricsRoute, type MetricsExposition } from './metrics-route';
+import type { ServiceMetrics } from '../metrics/service-metrics';
 import { openAiErrorHandler } from './openai-errors';
 import { openAiRoutes } from './openai-routes';
 import { openStreamLimit, sharedStreamLimit } from './open-stream-limit';
@@ -45,11 +49,13 @@ export interface AppDependencies {
   webDirectory?: string;
   /** Where requests per minute are counted; undefined: in this process. */
   rateLimitStore?: Store;
+  /** `[metrics] enabled`: what is counted, and what GET /metrics serves. */
+  metrics?: { service: ServiceMetrics; exposition: MetricsExposition };
 }
 
 /** The HTTP application. It never listens: `main.ts` (or a test) does. */
 export function createApp(dependencies: AppDependencies): Express {
-  const { config, logger, keys, jwtVerifier, streamTokens, chat, conversations, store, provider, cluster, rateLimitStore } = dependencies;
+  const { config, logger, keys, jwtVerifier, streamTokens, chat, conversations, store, provider, cluster, rateLimitStore, metrics } = dependencies;
   const { limits } = config;
   const maxOpenStreams = limits.max_open_streams || 4 * limits.concurrent_streams;
   // One count of open streams per key, for /api/chat and /v1/chat/completions together.
@@ -61,11 +67,15 @@ export function createApp(dependencies: AppDependencies): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  if (metrics) app.use(httpMetrics(metrics.service, app));
   app.use(requestLogging(logger));
   app.use(securityHeaders());
   app.use(crossOrigin(config.server.cors_origins));
   app.use(healthRoutes(store, provider, cluster));
+  // Before the key check: scrapers have no API key (the route has its own token or network rule).
+  if (metrics) app.use(metricsRoute(metrics.exposition, config.metrics.token));
   if (dependencies.webDirectory) app.use(webPage(dependencies.webDirectory));
+  app.use(apiDocsRoutes({ config, auth: keys !== undefined, jwt: jwtVerifier !== undefined, webPage: dependencies.webDirectory !== undefined, metrics: metrics !== undefined }));
   // The one route a stream token opens; it is then authenticated, and counted, as its owner.
   if (keys) app.get('/api/chat/:chatId/stream', acceptStreamToken(streamTokens));
   app.use('/api', authenticate(keys, jwtVerifier));
@@ -81,11 +91,16 @@ export function createApp(dependencies: AppDependencies): Express {
       slowReaderMs: config.streaming.slow_reader_timeout_seconds * 1000,
       limits: { maxMessages: limits.max_messages_per_request, maxCharacters: limits.max_message_characters },
       admitStream,
+      readers: metrics?.service,
     }),
   );
   app.use(streamTokenRoutes(streamTokens));
   app.use(conversationRoutes(conversations));
-  app.use('/v1', openAiRoutes(provider, config, { admitStream, holdTurn: (ownerId) => chat.holdTurn(ownerId) }), openAiErrorHandler);
+  app.use(
+    '/v1',
+    openAiRoutes(provider, config, { admitStream, holdTurn: (ownerId) => chat.holdTurn(ownerId), metrics: metrics?.service, readers: metrics?.service }),
+    openAiErrorHandler,
+  );
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;

@@ -1,7 +1,9 @@
 import { Router } from 'express';
+import type { z } from 'zod';
 import type { Cluster } from '../chat/cluster';
 import type { ChatStore, LlmProvider } from '../chat/ports';
 import { AppError, toErrorBody } from '../errors/app-error';
+import type { healthSchema, readinessSchema } from './response-schemas';
 
 /**
  * `/healthz`: the process answers. `/readyz`: the database answers too, and in multi-instance mode
@@ -18,7 +20,7 @@ export function healthRoutes(store: ChatStore, provider: LlmProvider, cluster?: 
       model: provider.model,
       simulated: provider.name === 'simulator',
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
-    });
+    } satisfies z.infer<typeof healthSchema>);
   });
 
   router.get('/readyz', async (request, response) => {
@@ -36,7 +38,7 @@ export function healthRoutes(store: ChatStore, provider: LlmProvider, cluster?: 
       response.status(503).json(toErrorBody(new AppError('service_unavailable', 'Redis is not reachable: no new turn can be accepted.')));
       return;
     }
-    response.json({ status: 'ready' });
+    response.json({ status: 'ready' } satisfies z.infer<typeof readinessSchema>);
   });
 
   return router;

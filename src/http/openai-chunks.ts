@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import type { z } from 'zod';
 import type { FinishReason, Usage } from '../chat/ports';
+import type { completionChunkSchema, completionSchema, modelListSchema, modelSchema, openAiFinishReasonSchema } from './openai-response-schemas';
 
 /** What every chunk of one completion repeats, and its completion object carries. */
 export interface CompletionIdentity {
@@ -10,7 +12,9 @@ export interface CompletionIdentity {
   model: string;
 }
 
-type OpenAiFinishReason = 'stop' | 'length' | 'content_filter' | 'tool_calls';
+type OpenAiFinishReason = z.infer<typeof openAiFinishReasonSchema>;
+type CompletionChunk = z.infer<typeof completionChunkSchema>;
+type ModelObject = z.infer<typeof modelSchema>;
 
 /**
  * Ours in OpenAI's words. `other` (a finish reason OpenAI does not have, sent by some compatible
@@ -30,7 +34,7 @@ export function newCompletionIdentity(model: string): CompletionIdentity {
 }
 
 /** The fields every object starts with, in OpenAI's order. */
-function head(identity: CompletionIdentity, object: 'chat.completion' | 'chat.completion.chunk') {
+function head<Kind extends 'chat.completion' | 'chat.completion.chunk'>(identity: CompletionIdentity, object: Kind) {
   return { id: identity.id, object, created: identity.created, model: identity.model };
 }
 
@@ -46,7 +50,7 @@ export function completionChunk(
   identity: CompletionIdentity,
   choice: { delta: { role?: 'assistant'; content?: string }; finishReason: FinishReason | null },
   includeUsage: boolean,
-) {
+): CompletionChunk {
   return {
     ...head(identity, 'chat.completion.chunk'),
     choices: [
@@ -62,12 +66,15 @@ export function completionChunk(
 }
 
 /** The chunk after the finish chunk, when `stream_options.include_usage` was asked. */
-export function usageChunk(identity: CompletionIdentity, usage: Usage) {
+export function usageChunk(identity: CompletionIdentity, usage: Usage): CompletionChunk {
   return { ...head(identity, 'chat.completion.chunk'), choices: [], usage: openAiUsage(usage) };
 }
 
 /** The answer of a request without `stream: true`. `usage` is left out when the provider sent none. */
-export function chatCompletion(identity: CompletionIdentity, reply: { content: string; finishReason: FinishReason; usage: Usage | null }) {
+export function chatCompletion(
+  identity: CompletionIdentity,
+  reply: { content: string; finishReason: FinishReason; usage: Usage | null },
+): z.infer<typeof completionSchema> {
   return {
     ...head(identity, 'chat.completion'),
     choices: [
@@ -83,10 +90,10 @@ export function chatCompletion(identity: CompletionIdentity, reply: { content: s
 }
 
 /** GET /v1/models: the one model this service serves. */
-export function modelList(model: { id: string; created: number; ownedBy: string }) {
+export function modelList(model: { id: string; created: number; ownedBy: string }): z.infer<typeof modelListSchema> {
   return { object: 'list', data: [modelObject(model)] };
 }
 
-export function modelObject(model: { id: string; created: number; ownedBy: string }) {
+export function modelObject(model: { id: string; created: number; ownedBy: string }): ModelObject {
   return { id: model.id, object: 'model', created: model.created, owned_by: model.ownedBy };
 }

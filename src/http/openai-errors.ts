@@ -1,11 +1,11 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { z } from 'zod';
 import { AppError, toErrorBody, type ErrorBody, type ErrorCode } from '../errors/app-error';
 import { errorHandler } from './error-handler';
+import type { openAiErrorBodySchema } from './openai-response-schemas';
 
 /** An error as OpenAI's API answers it, which its SDKs turn into their error classes. */
-export interface OpenAiErrorBody {
-  error: { message: string; type: string; param: string | null; code: string | null };
-}
+export type OpenAiErrorBody = z.infer<typeof openAiErrorBodySchema>;
 
 /**
  * What an error raised for /v1 may carry as `details`, to fill OpenAI's `param` and `code`. An

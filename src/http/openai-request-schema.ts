@@ -31,7 +31,7 @@ const SAMPLING_FIELDS = ['top_p', 'presence_penalty', 'frequency_penalty', 'stop
 interface Refusal {
   message: string;
   /** Values that ask for nothing this service does not do; absent: none but null. */
-  accepts?: (value: unknown) => boolean;
+  accepts?: z.ZodType;
 }
 
 /**
@@ -47,17 +47,17 @@ const REFUSALS = new Map<string, Refusal>(
     function_call: { message: 'function_call is not supported: this service takes no functions.' },
     response_format: {
       message: 'response_format is not supported: this service answers plain text (no JSON mode, no structured outputs).',
-      accepts: (value) => isRecord(value) && value.type === 'text' && Object.keys(value).length === 1,
+      accepts: z.strictObject({ type: z.literal('text') }),
     },
-    n: { message: 'n must be 1: this service generates one choice per request.', accepts: (value) => value === 1 },
+    n: { message: 'n must be 1: this service generates one choice per request.', accepts: z.literal(1) },
     audio: { message: 'audio output is not supported by this service.' },
     modalities: {
       message: 'modalities may only be ["text"]: this service answers text only.',
-      accepts: (value) => Array.isArray(value) && value.length > 0 && value.every((modality) => modality === 'text'),
+      accepts: z.array(z.literal('text')).min(1),
     },
-    logprobs: { message: 'logprobs are not supported by this service.', accepts: (value) => value === false },
+    logprobs: { message: 'logprobs are not supported by this service.', accepts: z.literal(false) },
     top_logprobs: { message: 'top_logprobs is not supported by this service.' },
-    store: { message: 'store is not supported: this endpoint stores nothing.', accepts: (value) => value === false },
+    store: { message: 'store is not supported: this endpoint stores nothing.', accepts: z.literal(false) },
   } satisfies Record<string, Refusal>),
 );
 
@@ -94,7 +94,7 @@ const contentSchema = z.unknown().transform((content, context) => {
     return z.NEVER;
   }
   return text;
-});
+}).meta({ description: 'A string, or a non-empty array of text parts `{ "type": "text", "text": "…" }`, joined into one.' });
 
 function completionSchema(limits: CompletionLimits) {
   const { maxMessages, maxCharacters, maxTokens } = limits;
@@ -131,6 +131,18 @@ function completionSchema(limits: CompletionLimits) {
 }
 
 /**
+ * The body of POST /v1/chat/completions as the OpenAPI document shows it: the schema the parser
+ * validates with, plus the fields it refuses, each with the only values it accepts (null, or what
+ * asks for nothing this service does not do). Cross-field rules stay in the parser.
+ */
+export function completionRequestSchema(limits: CompletionLimits) {
+  const refused = Object.fromEntries(
+    [...REFUSALS].map(([field, refusal]) => [field, (refusal.accepts ?? z.null()).nullish().meta({ description: refusal.message })]),
+  );
+  return completionSchema(limits).extend(refused);
+}
+
+/**
  * Reads bodies of POST /v1/chat/completions as this service can honour them. `developer` messages
  * are sent as `system`, which is what they mean to models that predate them. The function it
  * returns throws AppError invalid_request naming the first field at fault (OpenAI's `param`): a
@@ -145,7 +157,7 @@ function parseCompletionRequest(input: unknown, schema: ReturnType<typeof comple
   if (!isRecord(input)) throw invalidRequest(null, 'The request body must be a JSON object.');
   for (const [field, value] of Object.entries(input)) {
     const refusal = REFUSALS.get(field);
-    if (refusal && value !== null && !refusal.accepts?.(value)) throw unsupportedParameter(field, refusal.message);
+    if (refusal && value !== null && !refusal.accepts?.safeParse(value).success) throw unsupportedParameter(field, refusal.message);
   }
   // fromEntries makes every field an own property, `__proto__` included, so the strict schema sees it.
   const asked = Object.fromEntries(Object.entries(input).filter(([field]) => !REFUSALS.has(field)));

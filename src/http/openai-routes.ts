@@ -9,6 +9,9 @@ import { modelNotFound, openAiNotFound } from './openai-errors';
 import { ownerOf } from './authenticate';
 import { completionRequestParser, type CompletionBody } from './openai-request-schema';
 import { streamCompletion } from './openai-stream';
+import type { StreamReaders } from './sse-response';
+import { traceContextOf, traceIdOf } from './trace-context';
+import type { ReplyMetrics } from '../chat/ports';
 import type { StreamAdmission } from './open-stream-limit';
 
 /**
@@ -48,14 +51,19 @@ export function openAiRoutes(provider: LlmProvider, config: Config, admission: C
 
   const complete = async (request: Request, response: Response, body: CompletionBody) => {
     const identity = newCompletionIdentity(provider.model);
-    const log = request.log.child({ completionId: identity.id });
+    const traceContext = traceContextOf(request);
+    const log = request.log.child(traceContext ? { completionId: identity.id, traceId: traceIdOf(traceContext) } : { completionId: identity.id });
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
     response.on('close', () => clientGone.abort());
     const { messages, maxTokens, temperature, sampling } = body;
-    const events = await openCompletion(provider, { messages, maxTokens, temperature, sampling, signal: clientGone.signal, log }, { idleTimeoutMs });
+    const events = await openCompletion(
+      provider,
+      { messages, maxTokens, temperature, sampling, signal: clientGone.signal, log, ...(traceContext && { traceContext }) },
+      { idleTimeoutMs, metrics: admission.metrics },
+    );
     if (body.stream) {
-      await streamCompletion(events, response, { identity, includeUsage: body.includeUsage, slowReaderMs, log });
+      await streamCompletion(events, response, { identity, includeUsage: body.includeUsage, slowReaderMs, log, readers: admission.readers });
       return;
     }
     const completion = await collectCompletion(events, identity);
@@ -81,6 +89,10 @@ export interface CompletionAdmission {
   admitStream: StreamAdmission | undefined;
   /** Counts it as one of the key's replies generating at once, until the returned release. */
   holdTurn: (ownerId: string) => Promise<() => void>;
+  /** Where completions and their upstream failures are counted; undefined: not measured. */
+  metrics?: ReplyMetrics;
+  /** Where open event streams are counted; undefined: not counted. */
+  readers?: StreamReaders;
 }
 
 /** The whole reply of a request without `stream: true`; throws what iterating the events throws. */

@@ -5,7 +5,7 @@ import { toAppError } from '../errors/app-error';
 import { completionChunk, usageChunk, type CompletionIdentity } from './openai-chunks';
 import { openAiError } from './openai-errors';
 import { resetConnection } from './slow-reader-deadline';
-import { SSE_HEADERS } from './sse-response';
+import { countReader, SSE_HEADERS, type StreamReaders } from './sse-response';
 
 /** Headers of a streamed completion: those of every event stream here, less the UI-message-stream one (this is OpenAI's stream). */
 const { 'x-vercel-ai-ui-message-stream': _uiMessageStream, ...OPENAI_SSE_HEADERS } = SSE_HEADERS;
@@ -16,6 +16,8 @@ export interface CompletionStreamOptions {
   /** How long a write may wait for a client that takes nothing before it is disconnected. */
   slowReaderMs: number;
   log: Logger;
+  /** Where open event streams are counted; undefined: not counted. */
+  readers?: StreamReaders;
 }
 
 /**
@@ -29,6 +31,7 @@ export async function streamCompletion(events: AsyncIterable<LlmEvent>, response
   const { identity, includeUsage, slowReaderMs, log } = options;
   const send = (data: unknown) => writeFrame(response, `data: ${JSON.stringify(data)}\n\n`, slowReaderMs, log);
   response.writeHead(200, OPENAI_SSE_HEADERS);
+  countReader(response, options.readers);
   let usage: Usage | null = null;
   try {
     if (!(await send(completionChunk(identity, { delta: { role: 'assistant', content: '' }, finishReason: null }, includeUsage)))) return;

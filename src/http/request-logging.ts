@@ -5,6 +5,7 @@ import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import { keyIdOf, userOwnerOf } from './authenticate';
+import { traceContextOf } from './trace-context';
 
 /** How much of a client-chosen text (a URL, a message quoting one) a log line takes. */
 const LOGGED_TEXT_LENGTH = 120;
@@ -83,6 +84,10 @@ function requestSummary(request: IncomingMessage, response: ServerResponse, resp
   return {
     keyId: keyIdOf(response as Response),
     ownerId: userOwnerOf(response as Response),
+    // The reply a chat turn or a resume streamed: its own lines ("reply ended") carry the same id.
+    messageId: (response as Response).locals?.messageId as string | undefined,
+    // The client's trace, as passed on to the model provider.
+    traceparent: traceContextOf(request)?.traceparent,
     method: request.method,
     // Routers mounted on a path rewrite `url` while they run; `originalUrl` is what was asked.
     url: clipForLog(redactUrl((request as Request).originalUrl ?? request.url ?? '')),

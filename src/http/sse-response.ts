@@ -33,6 +33,25 @@ export interface StreamOptions {
   /** Once the reply has ended, how long the client has to take the rest before it is disconnected. */
   slowReaderMs: number;
   log: Logger;
+  /** Where open event streams are counted (the metrics); undefined: not counted. */
+  readers?: StreamReaders;
+}
+
+/** A count of the event streams open to clients. */
+export interface StreamReaders {
+  readerOpened(): void;
+  readerClosed(): void;
+}
+
+/**
+ * Counts `response` among the open event streams until it closes (ended, or its client gone). A
+ * response whose client left while its reply was being set up is not counted: its 'close' may
+ * have been emitted already, and would never take it off again.
+ */
+export function countReader(response: Response, readers: StreamReaders | undefined): void {
+  if (!readers || response.destroyed) return;
+  readers.readerOpened();
+  response.once('close', () => readers.readerClosed());
 }
 
 /**
@@ -43,6 +62,7 @@ export interface StreamOptions {
  */
 export function streamGeneration(generation: ReplyStream, response: Response, options: StreamOptions): void {
   response.writeHead(200, SSE_HEADERS);
+  countReader(response, options.readers);
   let cursor = options.lastEventId;
   let waitingForClient = false;
   let written = false;

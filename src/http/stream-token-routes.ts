@@ -1,9 +1,11 @@
 import { Router } from 'express';
+import type { z } from 'zod';
 import type { StreamTokens } from '../auth/stream-tokens';
 import { credentialExpiryOf, ownerOf } from './authenticate';
 import { chatIdSchema } from './chat-request-schema';
 import { methodNotAllowed } from './error-handler';
 import { parseInput } from './parse-input';
+import type { streamTokenSchema } from './response-schemas';
 
 /**
  * `POST /api/chat/:chatId/stream-token`: a short-lived token with which a browser's EventSource,
@@ -18,7 +20,7 @@ export function streamTokenRoutes(tokens: StreamTokens): Router {
     const grant = await tokens.issue({ chatId, ownerId: ownerOf(response), notAfter: credentialExpiryOf(response) });
     // A credential: no cache between here and the client may keep it.
     response.setHeader('cache-control', 'no-store');
-    response.json({ token: grant.token, expiresAt: grant.expiresAt.toISOString() });
+    response.json({ token: grant.token, expiresAt: grant.expiresAt.toISOString() } satisfies z.infer<typeof streamTokenSchema>);
   });
   router.all('/api/chat/:chatId/stream-token', methodNotAllowed(['POST']));
   return router;

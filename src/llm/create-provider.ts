@@ -4,8 +4,11 @@ import type { ProviderSettings } from '../config/resolve-provider';
 import { createOpenAiProvider } from './openai-provider';
 import { createSimulatorProvider } from './simulator-provider';
 
-/** The model provider for `settings`, tuned by the `[openai]` and `[simulator]` settings. */
-export function createProvider(settings: ProviderSettings, config: Config): LlmProvider {
+/**
+ * The model provider for `settings`, tuned by the `[openai]` and `[simulator]` settings;
+ * `onRetry` hears of each request sent again after a retryable failure.
+ */
+export function createProvider(settings: ProviderSettings, config: Config, onRetry?: () => void): LlmProvider {
   if (settings.kind === 'simulator') return createSimulatorProvider({ delayMs: config.simulator.delay_ms });
   const model = settings.kind === 'azure' ? settings.deployment : settings.model;
   const { reasoning_model: reasoning } = config.openai;
@@ -16,6 +19,7 @@ export function createProvider(settings: ProviderSettings, config: Config): LlmP
     maxRetries: config.openai.max_retries,
     requestTimeoutMs: config.openai.request_timeout_seconds * 1000,
     maxEventBytes: config.openai.max_event_bytes,
+    ...(onRetry && { onRetry }),
   });
 }
 

@@ -16,6 +16,8 @@ export interface OpenAiProviderOptions {
   requestTimeoutMs: number;
   /** The longest line, and the longest data of an event, accepted in the upstream's event stream. */
   maxEventBytes: number;
+  /** Called each time the SDK sends a request again after a retryable failure (the metrics count them). */
+  onRetry?: () => void;
 }
 
 const FINISH_REASONS: Record<string, FinishReason> = {
@@ -45,7 +47,12 @@ const DRAIN_LIMITS: DrainLimits = { timeoutMs: 1000, maxBytes: 64 * 1024 };
 export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvider {
   const { settings } = options;
   // The SDK's own per-attempt timeout stays above our deadline, so ours always decides.
-  const common = { apiKey: settings.apiKey, maxRetries: options.maxRetries, timeout: options.requestTimeoutMs + 1000 };
+  const common = {
+    apiKey: settings.apiKey,
+    maxRetries: options.maxRetries,
+    timeout: options.requestTimeoutMs + 1000,
+    ...(options.onRetry && { fetch: countingRetries(options.onRetry) }),
+  };
   let client: OpenAI;
   let model: string;
   if (settings.kind === 'azure') {
@@ -87,7 +94,8 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
           stream_options: { include_usage: true },
         };
         const signal = AbortSignal.any([request.signal, deadline.signal]);
-        response = await client.chat.completions.create(params, { signal }).asResponse();
+        const headers = request.traceContext && { ...request.traceContext };
+        response = await client.chat.completions.create(params, { signal, ...(headers && { headers }) }).asResponse();
       } catch (error) {
         if (deadline.signal.aborted && !request.signal.aborted) {
           throw new AppError('upstream_timeout', 'The model provider did not answer in time.', { cause: error });
@@ -99,6 +107,18 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       if (!response.body) throw new AppError('upstream_error', 'The model provider answered with no body.');
       return readEvents(response.body, request.signal, options.maxEventBytes);
     },
+  };
+}
+
+/**
+ * Node's fetch, telling `onRetry` of each request the SDK sends again: it numbers its attempts
+ * in the `X-Stainless-Retry-Count` header (0 for the first).
+ */
+function countingRetries(onRetry: () => void): typeof fetch {
+  return (input, init) => {
+    const attempt = new Headers(init?.headers).get('x-stainless-retry-count');
+    if (attempt !== null && attempt !== '0') onRetry();
+    return fetch(input, init);
   };
 }
 
