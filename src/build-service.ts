@@ -12,7 +12,7 @@ import { createJwtVerifier } from './auth/jwt-verifier';
 import { StreamTokens } from './auth/stream-tokens';
 import { Conversations } from './chat/conversations';
 import { ConfigError } from './config/config-error';
-import { jwtSettings, workerCount } from './config/load-config';
+import { jwtSettings, replyTokenLimit, workerCount } from './config/load-config';
 import { createProvider } from './llm/create-provider';
 import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
 import { InstanceLease, instanceIdentity } from './chat/instance-lease';
@@ -108,7 +108,7 @@ export async function buildService(options: {
     counter: createTokenCounter(config.chat.tokenizer === 'auto' ? inferEncoding(provider.model) : config.chat.tokenizer),
     maxConversationPairs: config.chat.max_conversation_pairs,
     maxPromptTokens: window - config.chat.reserve_output_tokens,
-    maxReplyTokens: config.openai.max_tokens || config.chat.reserve_output_tokens,
+    maxReplyTokens: replyTokenLimit(config),
     generateTitles: config.chat.generate_titles,
     maxTurnsPerOwner: config.auth.enabled ? config.limits.concurrent_streams : undefined,
     defaultSystemPrompt: config.chat.default_system_prompt,

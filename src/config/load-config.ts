@@ -78,6 +78,16 @@ export function jwtSettings(config: Config): { jwksUrl: string; issuer: string; 
   return jwksUrl && issuer.trim() && audience.trim() ? { jwksUrl, issuer, audience } : undefined;
 }
 
+/** The most tokens a reply may have: `[openai] max_tokens`, or else the room kept for it. */
+export function replyTokenLimit(config: Config): number {
+  return config.openai.max_tokens || config.chat.reserve_output_tokens;
+}
+
+/** The shape limits of a request's messages (`[limits]`). */
+export function messageLimits(config: Config): { maxMessages: number; maxCharacters: number } {
+  return { maxMessages: config.limits.max_messages_per_request, maxCharacters: config.limits.max_message_characters };
+}
+
 /** How many worker processes `[server] workers` asks for on this machine. */
 export function workerCount(config: Config): number {
   return config.server.workers === 'auto' ? availableParallelism() : config.server.workers;

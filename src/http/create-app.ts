@@ -10,6 +10,7 @@ import type { ApiKeys } from '../auth/api-keys';
 import type { JwtVerifier } from '../auth/jwt-verifier';
 import type { StreamTokens } from '../auth/stream-tokens';
 import type { Config } from '../config/config-schema';
+import { messageLimits } from '../config/load-config';
 import { AppError, bodyVerifyError } from '../errors/app-error';
 import { acceptStreamToken } from './accept-stream-token';
 import { apiDocsRoutes } from './api-docs-routes';
@@ -89,7 +90,7 @@ export function createApp(dependencies: AppDependencies): Express {
     chatRoutes(chat, {
       heartbeatMs: config.streaming.heartbeat_seconds * 1000,
       slowReaderMs: config.streaming.slow_reader_timeout_seconds * 1000,
-      limits: { maxMessages: limits.max_messages_per_request, maxCharacters: limits.max_message_characters },
+      limits: messageLimits(config),
       admitStream,
       readers: metrics?.service,
     }),

@@ -2,6 +2,7 @@ import { Router, type Request, type Response } from 'express';
 import { openCompletion } from '../chat/open-completion';
 import type { FinishReason, LlmEvent, LlmProvider, Usage } from '../chat/ports';
 import type { Config } from '../config/config-schema';
+import { messageLimits, replyTokenLimit } from '../config/load-config';
 import { AppError } from '../errors/app-error';
 import { methodNotAllowed } from './error-handler';
 import { chatCompletion, modelList, modelObject, newCompletionIdentity, type CompletionIdentity } from './openai-chunks';
@@ -23,12 +24,8 @@ import type { StreamAdmission } from './open-stream-limit';
 export function openAiRoutes(provider: LlmProvider, config: Config, admission: CompletionAdmission): Router {
   const { admitStream, holdTurn } = admission;
   const router = Router();
-  const parseCompletionRequest = completionRequestParser({
-    maxMessages: config.limits.max_messages_per_request,
-    maxCharacters: config.limits.max_message_characters,
-    // The reply limit of chat turns: the most a request may ask, and what it gets when it asks none.
-    maxTokens: config.openai.max_tokens || config.chat.reserve_output_tokens,
-  });
+  // The reply limit of chat turns: the most a request may ask, and what it gets when it asks none.
+  const parseCompletionRequest = completionRequestParser({ ...messageLimits(config), maxTokens: replyTokenLimit(config) });
   const idleTimeoutMs = config.streaming.upstream_idle_timeout_seconds * 1000;
   const slowReaderMs = config.streaming.slow_reader_timeout_seconds * 1000;
   const model = { id: provider.model, created: Math.floor(Date.now() / 1000), ownedBy: provider.name };

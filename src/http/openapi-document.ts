@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createDocument, type oas31, type ZodOpenApiComponentsObject } from 'zod-openapi';
 import type { Config } from '../config/config-schema';
+import { messageLimits, replyTokenLimit } from '../config/load-config';
 import type { ErrorCode } from '../errors/app-error';
 import { chatPaths, type PathContext } from './openapi-chat-paths';
 import { openAiPaths } from './openapi-openai-paths';
@@ -41,10 +42,9 @@ export function buildOpenApiDocument(options: ApiDescriptionOptions): oas31.Open
   const context: PathContext = {
     security: auth ? [{ apiKey: [] }, ...(jwt ? [{ jwt: [] }] : [])] : [],
     gateCodes: auth ? ['unauthorized', 'rate_limited', ...(jwt ? (['service_unavailable'] satisfies ErrorCode[]) : [])] : [],
-    limits: { maxMessages: config.limits.max_messages_per_request, maxCharacters: config.limits.max_message_characters },
+    limits: messageLimits(config),
   };
-  // As openai-routes.ts reads them.
-  const completionLimits = { ...context.limits, maxTokens: config.openai.max_tokens || config.chat.reserve_output_tokens };
+  const completionLimits = { ...context.limits, maxTokens: replyTokenLimit(config) };
   const metrics = options.metrics ? { token: config.metrics.token !== '' } : undefined;
   return createDocument({
     openapi: '3.1.0',
