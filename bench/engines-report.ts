@@ -42,7 +42,7 @@ export function renderEngines(input: ReportInput): string {
     '',
     input.postgresql
       ? `The same service, upstream and load generator on SQLite (a fresh file) and then on PostgreSQL (a database this run created on the server of \`BENCH_DATABASE_URL\` and dropped after), ` +
-        `in the scenarios ${POSTGRESQL_SCENARIOS.join(' and ')} on PostgreSQL. Each engine's added TTFT is against the floor measured in its own rounds. ` +
+        `in the scenarios ${POSTGRESQL_SCENARIOS.join(', ')} on PostgreSQL. Each engine's added TTFT is against the upstream directly, measured in its own rounds. ` +
         'On SQLite the database work runs in the service\'s process; on PostgreSQL part of it runs in the server\'s backend processes, counted apart from /proc. ' +
         'The server is shared with other users of this machine and commits with the durability its settings (machine table) give, which SQLite here does not (WAL with synchronous = NORMAL: no fsync per commit).'
       : '**PostgreSQL was not measured**: `BENCH_DATABASE_URL` was not set. `BENCH_DATABASE_URL=postgres://user@host:5432/postgres npm run bench` measures it too, on a database the run creates on that server and drops after.',
@@ -72,16 +72,16 @@ export function renderEngines(input: ReportInput): string {
       '',
       table(PER_TARGET_HEADER, latency.flatMap(perTargetRows)),
       '',
-      table([...CPU_HEADER, 'database backends CPU s'], outcomes.flatMap((outcome) => cpuRows(outcome).map((row, index) => [...row, backendsCpu(outcome, index)]))),
+      table([...CPU_HEADER, 'database backends CPU s'], outcomes.flatMap((outcome) => cpuRows(outcome).map((row) => [...row, backendsCpu(outcome, row[1]!)]))),
       '',
     );
   }
   return parts.join('\n').trimEnd();
 }
 
-/** The PostgreSQL backends' CPU (s) during the measured rounds of the row's target (direct rows: –). */
-function backendsCpu(outcome: ScenarioOutcome, row: number): string {
-  if (row === 0) return '–';
+/** The PostgreSQL backends' CPU (s) during the measured rounds of the row's target (direct and floor rows: –). */
+function backendsCpu(outcome: ScenarioOutcome, target: string): string {
+  if (target !== 'service') return '–';
   const rounds = outcome.rounds.filter((round) => round.target === 'service' && !round.warmup);
   if (rounds.some((round) => round.cpuMs.database === null)) return 'n/a';
   return (rounds.reduce((sum, round) => sum + round.cpuMs.database!, 0) / 1000).toFixed(2);

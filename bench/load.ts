@@ -14,7 +14,7 @@ import type { FromLoad, RoundResult, RoundSpec, StreamRecord, TargetKind, Target
 import { SseDeltaCounter } from './sse-delta-counter';
 
 const PROMPT = 'Say something short.';
-/** What the service itself sends upstream for such a turn, so that the floor parses the same body. */
+/** What the service itself sends upstream for such a turn, so that the upstream parses the same body directly. */
 const DIRECT_BODY = JSON.stringify({
   messages: [
     { role: 'system', content: 'You are a helpful assistant.' },
@@ -32,7 +32,10 @@ const DIRECT_BODY = JSON.stringify({
 const agents: Record<TargetKind, http.Agent> = {
   direct: new http.Agent({ keepAlive: true, maxSockets: 4096, maxFreeSockets: 4096, timeout: 120_000 }),
   service: new http.Agent({ keepAlive: true, maxSockets: 4096, maxFreeSockets: 4096, timeout: 120_000 }),
+  floor: new http.Agent({ keepAlive: true, maxSockets: 4096, maxFreeSockets: 4096, timeout: 120_000 }),
 };
+/** The floor reads and drops its request body: a service-shaped one, without the chat id (nothing is stored). */
+const FLOOR_BODY = JSON.stringify({ messages: [{ role: 'user', content: PROMPT }] });
 
 function send(message: FromLoad): void {
   process.send?.(message);
@@ -44,7 +47,7 @@ const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
 function startStream(spec: RoundSpec, origin: number, done: (record: StreamRecord) => void): void {
   const { target } = spec;
   const chatId = target.kind === 'service' ? randomUUID() : undefined;
-  const body = chatId ? JSON.stringify({ chatId, messages: [{ role: 'user', content: PROMPT }] }) : DIRECT_BODY;
+  const body = chatId ? JSON.stringify({ chatId, messages: [{ role: 'user', content: PROMPT }] }) : target.kind === 'floor' ? FLOOR_BODY : DIRECT_BODY;
   const withChunks = spec.detail === 'chunks';
   const record: StreamRecord = {
     sentAt: 0,

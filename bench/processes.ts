@@ -22,9 +22,9 @@ export function track(child: ChildProcess): ChildProcess {
 }
 
 /** Forks a bench TypeScript file with an IPC channel (its control and result channel). */
-export function forkTs(file: string): ChildProcess {
+export function forkTs(file: string, args: string[] = []): ChildProcess {
   return track(
-    fork(path.join(__dirname, file), [], {
+    fork(path.join(__dirname, file), args, {
       execArgv: ['--import', TSX_LOADER],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     }),

@@ -1,10 +1,14 @@
 /**
- * The messages the orchestrator (run.ts) exchanges with its two forked children over IPC:
- * the paced upstream (paced-upstream.ts) and the load generator (load.ts). Kept in one place so
- * that both sides of each channel agree on the shapes.
+ * The messages the orchestrator (run.ts) exchanges with its forked children over IPC: the paced
+ * upstream (paced-upstream.ts), the load generator (load.ts) and the floor re-framer
+ * (floor-reframer.ts). Kept in one place so that both sides of each channel agree on the shapes.
  */
 
-export type TargetKind = 'direct' | 'service';
+/**
+ * direct: the paced upstream itself; service: `POST /api/chat`; floor: the minimal Node
+ * re-framer, which speaks the service's UI message stream.
+ */
+export type TargetKind = 'direct' | 'service' | 'floor';
 
 /** Where the load generator sends its streams, and what each target's SSE looks like. */
 export interface TargetSpec {
@@ -75,6 +79,9 @@ export type FromUpstream =
 /** 'prime' opens keep-alive sockets before a round, outside what the orchestrator measures (CPU, RSS). */
 export type ToLoad = { type: 'prime'; target: TargetSpec; sockets: number } | { type: 'round'; spec: RoundSpec };
 export type FromLoad = { type: 'ready' } | { type: 'primed'; freeSockets: number } | { type: 'result'; result: RoundResult };
+
+/** The floor re-framer is told its upstream in its arguments and announces its port once listening. */
+export type FromFloor = { type: 'ready'; port: number };
 
 /** The reply text a script produces, to check what the service persisted. */
 export function scriptText(script: UpstreamScript): string {

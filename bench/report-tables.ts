@@ -1,4 +1,5 @@
 import { ms } from './markdown';
+import type { TargetKind } from './protocol';
 import type { ScenarioOutcome } from './run-scenario';
 import type { Quantiles, TargetSummary } from './stats';
 
@@ -14,9 +15,14 @@ export function errorsCell(summary: TargetSummary): string {
   return `${summary.errors} (${kinds.join(', ')})`;
 }
 
+/** The targets a scenario measured, in the order of its rounds: the floor only when it was measured. */
+export function measuredTargets(outcome: ScenarioOutcome): TargetKind[] {
+  return outcome.floor ? ['direct', 'service', 'floor'] : ['direct', 'service'];
+}
+
 export function perTargetRows(outcome: ScenarioOutcome): string[][] {
-  return (['direct', 'service'] as const).map((target) => {
-    const s = outcome[target];
+  return measuredTargets(outcome).map((target) => {
+    const s = outcome[target]!;
     return [
       outcome.scenario.name,
       target,
@@ -39,29 +45,41 @@ export const CPU_HEADER = [
   'wall s',
   'service CPU s',
   'of which in the kernel',
+  'floor CPU s',
   'upstream CPU s',
   'load generator CPU s',
-  'service CPU µs per delta',
+  'CPU µs per delta (service rows: the service; floor rows: the floor)',
   'load generator loop delay p99 ms',
 ];
 
+/**
+ * CPU µs per delta delivered of the process that `target` names (the service's or the floor's),
+ * over the scenario's measured rounds of that target; NaN when not measured.
+ */
+export function cpuPerDeltaUs(outcome: ScenarioOutcome, target: 'service' | 'floor'): number {
+  const rounds = outcome.rounds.filter((round) => round.target === target && !round.warmup);
+  const cpu = rounds.map((round) => round.cpuMs[target]);
+  const deltas = outcome[target]?.deltasReceived ?? 0;
+  if (rounds.length === 0 || deltas === 0 || cpu.some((ms) => ms === null)) return Number.NaN;
+  return (cpu.reduce<number>((sum, ms) => sum + ms!, 0) * 1000) / deltas;
+}
+
 export function cpuRows(outcome: ScenarioOutcome): string[][] {
-  return (['direct', 'service'] as const).map((target) => {
+  return measuredTargets(outcome).map((target) => {
     const rounds = outcome.rounds.filter((round) => round.target === target && !round.warmup);
     const sum = (pick: (round: (typeof rounds)[number]) => number | null): number | null =>
       rounds.some((round) => pick(round) === null) ? null : rounds.reduce((total, round) => total + (pick(round) ?? 0), 0);
-    const serviceCpu = sum((round) => round.cpuMs.service);
-    const deltas = outcome[target].deltasReceived;
-    const perDelta = target === 'service' && serviceCpu !== null && deltas > 0 ? ((serviceCpu * 1000) / deltas).toFixed(1) : '–';
+    const perDelta = target === 'direct' ? Number.NaN : cpuPerDeltaUs(outcome, target);
     return [
       outcome.scenario.name,
       target,
       seconds(sum((round) => round.wallMs)),
-      seconds(serviceCpu),
+      seconds(sum((round) => round.cpuMs.service)),
       seconds(sum((round) => round.cpuMs.serviceSystem)),
+      seconds(sum((round) => round.cpuMs.floor)),
       seconds(sum((round) => round.cpuMs.upstream)),
       seconds(sum((round) => round.cpuMs.load)),
-      perDelta,
+      Number.isNaN(perDelta) ? '–' : perDelta.toFixed(1),
       ms(Math.max(...rounds.map((round) => round.loadLoopDelayP99Ms))),
     ];
   });

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import type { FloorProcess } from './floor-process';
 import { countPersistedReplies } from './persisted-turns';
 import { readCpuMs, readRssKiB, sampleRssPeak } from './proc-stats';
 import { cpuBetween, type DatabaseBackends } from './postgresql-server';
@@ -12,7 +13,9 @@ export interface Harness {
   upstream: ChildProcess;
   load: ChildProcess;
   service: ServiceProcess;
-  targets: Record<TargetKind, TargetSpec>;
+  targets: Record<'direct' | 'service', TargetSpec>;
+  /** The floor re-framer; when given, latency scenarios run floor rounds too (throughput ones do not). */
+  floor?: FloorProcess;
   /** PostgreSQL: the server processes of the service's database, whose CPU is the service's database work. */
   databaseBackends?: DatabaseBackends;
 }
@@ -25,23 +28,37 @@ export interface RoundLog {
   wallMs: number;
   /**
    * CPU used during the round by each process, in ms. serviceSystem: the service's CPU time in the
-   * kernel; database: the PostgreSQL backends of its database (null on SQLite, which runs in the service).
+   * kernel; database: the PostgreSQL backends of its database (null on SQLite, which runs in the
+   * service); floor: the floor re-framer (null when the run has none).
    */
-  cpuMs: { service: number | null; serviceSystem: number | null; upstream: number | null; load: number; database: number | null };
+  cpuMs: { service: number | null; serviceSystem: number | null; floor: number | null; upstream: number | null; load: number; database: number | null };
   loadLoopDelayP99Ms: number;
-  /** Service rounds: its RSS just before the round and the highest seen during it, in KiB. */
-  serviceRssKiB?: { idle: number | null; peak: number | null };
+  /** Service and floor rounds: the RSS of that target's process just before the round and the highest seen during it, in KiB. */
+  rssKiB?: { idle: number | null; peak: number | null };
+}
+
+/** RSS per open stream: the growth of a process's RSS while it holds a round's streams. */
+export interface RssPerStream {
+  idleKiB: number;
+  peakKiB: number;
+  openStreams: number;
+  perStreamKiB: number;
 }
 
 export interface ScenarioOutcome {
   scenario: Scenario;
   direct: TargetSummary;
   service: TargetSummary;
+  /** Absent when the floor was not measured (throughput scenarios, harnesses without one). */
+  floor?: TargetSummary;
   rounds: RoundLog[];
   /** The measured rounds, raw (warm-ups are left out). */
   raw: RoundResult[];
   throughput?: { directStreamsPerSecond: number; serviceCompletedTurns: number; servicePersistedTurns: number; serviceTurnsPerSecond: number };
-  rss?: { idleKiB: number; peakKiB: number; openStreams: number; perStreamKiB: number };
+  /** The service's RSS per open stream (scenarios with measureRss). */
+  rss?: RssPerStream;
+  /** The floor's, measured in the same scenario. */
+  floorRss?: RssPerStream;
 }
 
 /** Pause between rounds, so timers and writes left by one round do not land in the next. */
@@ -64,12 +81,24 @@ async function runRound(harness: Harness, spec: RoundSpec): Promise<RoundResult>
   return (await answer).result;
 }
 
-/** Runs one round and records the CPU and (for the service) RSS of the processes around it. */
+function targetSpec(harness: Harness, target: TargetKind): TargetSpec {
+  if (target !== 'floor') return harness.targets[target];
+  if (!harness.floor) throw new Error('a floor round without a floor re-framer');
+  return harness.floor.target;
+}
+
+function assertAlive(child: ChildProcess, what: string, scenario: Scenario): void {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    throw new Error(`${what} exited during a ${scenario.name} round (code ${child.exitCode}, signal ${child.signalCode})`);
+  }
+}
+
+/** Runs one round and records the CPU and (for the service and the floor) RSS of the processes around it. */
 export async function measuredRound(harness: Harness, scenario: Scenario, target: TargetKind, warmup: boolean): Promise<{ log: RoundLog; result: RoundResult }> {
-  const { service, upstream } = harness;
+  const { service, upstream, floor } = harness;
   const throughput = scenario.kind === 'throughput';
   const spec: RoundSpec = {
-    target: harness.targets[target],
+    target: targetSpec(harness, target),
     concurrency: scenario.concurrency,
     maxStreams: warmup ? scenario.warmupStreams : scenario.streamsPerRound,
     durationMs: throughput ? (warmup ? scenario.warmupMs : scenario.durationMs) : 0,
@@ -79,15 +108,16 @@ export async function measuredRound(harness: Harness, scenario: Scenario, target
   };
   await primeSockets(harness, spec);
   const cpu = (pid: number | undefined) => (pid === undefined ? null : readCpuMs(pid));
-  const before = { service: cpu(service.pid), upstream: cpu(upstream.pid), database: await harness.databaseBackends?.cpuMs() };
-  const idle = target === 'service' ? readRssKiB(service.pid) : null;
-  const sampler = target === 'service' ? sampleRssPeak(service.pid) : undefined;
+  const before = { service: cpu(service.pid), floor: cpu(floor?.pid), upstream: cpu(upstream.pid), database: await harness.databaseBackends?.cpuMs() };
+  // The process the round targets (none for direct: the upstream serves every target).
+  const serverPid = target === 'service' ? service.pid : target === 'floor' ? floor?.pid : undefined;
+  const idle = serverPid === undefined ? null : readRssKiB(serverPid);
+  const sampler = serverPid === undefined ? undefined : sampleRssPeak(serverPid);
   const result = await runRound(harness, spec);
   const peak = sampler?.stop() ?? null;
-  if (service.child.exitCode !== null || service.child.signalCode !== null) {
-    throw new Error(`the service exited during a ${scenario.name} round (code ${service.child.exitCode}, signal ${service.child.signalCode})`);
-  }
-  const after = { service: cpu(service.pid), upstream: cpu(upstream.pid), database: await harness.databaseBackends?.cpuMs() };
+  assertAlive(service.child, 'the service', scenario);
+  if (floor) assertAlive(floor.child, 'the floor re-framer', scenario);
+  const after = { service: cpu(service.pid), floor: cpu(floor?.pid), upstream: cpu(upstream.pid), database: await harness.databaseBackends?.cpuMs() };
   const diff = (a: number | undefined, b: number | undefined): number | null => (a === undefined || b === undefined ? null : b - a);
   const log: RoundLog = {
     target,
@@ -97,12 +127,13 @@ export async function measuredRound(harness: Harness, scenario: Scenario, target
     cpuMs: {
       service: diff(before.service?.total, after.service?.total),
       serviceSystem: diff(before.service?.system, after.service?.system),
+      floor: diff(before.floor?.total, after.floor?.total),
       upstream: diff(before.upstream?.total, after.upstream?.total),
       load: result.loadCpuMs,
       database: before.database && after.database ? cpuBetween(before.database, after.database) : null,
     },
     loadLoopDelayP99Ms: result.loadLoopDelayP99Ms,
-    ...(target === 'service' ? { serviceRssKiB: { idle, peak } } : {}),
+    ...(serverPid === undefined ? {} : { rssKiB: { idle, peak } }),
   };
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
   return { log, result };
@@ -115,12 +146,19 @@ export async function setUpstreamScript(upstream: ChildProcess, scenario: Scenar
   await scriptSet;
 }
 
-/** Warm-up of each target, then `rounds` alternating measured rounds; returns the figures. */
+/**
+ * Warm-up of each target, then `rounds` alternating measured rounds (direct, service, floor,
+ * direct, …); returns the figures. The floor is measured in latency scenarios when the harness
+ * has one: its targets compare bursts, and its rounds would lengthen a throughput scenario for
+ * no target.
+ */
 export async function runScenario(harness: Harness, scenario: Scenario, progress: (line: string) => void): Promise<ScenarioOutcome> {
   await setUpstreamScript(harness.upstream, scenario);
 
-  const order: Array<[TargetKind, boolean]> = [['direct', true], ['service', true]];
-  for (let round = 0; round < scenario.rounds; round++) order.push(['direct', false], ['service', false]);
+  const withFloor = harness.floor !== undefined && scenario.kind === 'latency';
+  const targets: TargetKind[] = withFloor ? ['direct', 'service', 'floor'] : ['direct', 'service'];
+  const order: Array<[TargetKind, boolean]> = targets.map((target) => [target, true]);
+  for (let round = 0; round < scenario.rounds; round++) order.push(...targets.map((target): [TargetKind, boolean] => [target, false]));
 
   const rounds: RoundLog[] = [];
   const raw: RoundResult[] = [];
@@ -139,11 +177,15 @@ export async function runScenario(harness: Harness, scenario: Scenario, progress
     scenario,
     direct: summarize(of('direct'), scenario.script.deltas),
     service: summarize(of('service'), scenario.script.deltas),
+    ...(withFloor ? { floor: summarize(of('floor'), scenario.script.deltas) } : {}),
     rounds,
     raw,
   };
   if (scenario.kind === 'throughput') outcome.throughput = await throughputOf(harness, scenario, of('direct'), of('service'));
-  if (scenario.measureRss) outcome.rss = rssPerStream(scenario, rounds);
+  if (scenario.measureRss) {
+    outcome.rss = rssPerStream(scenario, rounds, 'service');
+    if (withFloor) outcome.floorRss = rssPerStream(scenario, rounds, 'floor');
+  }
   return outcome;
 }
 
@@ -165,14 +207,14 @@ async function throughputOf(harness: Harness, scenario: Scenario, direct: RoundR
 }
 
 /**
- * (highest RSS during any of the scenario's service rounds − RSS just before its first service
+ * (highest RSS during any of the scenario's rounds of `target` − RSS just before its first
  * round) / streams open at once. The first round is the warm-up: the growth it causes is what
  * holding that many streams costs, whereas a later round mostly reuses memory already taken.
  */
-function rssPerStream(scenario: Scenario, rounds: RoundLog[]): ScenarioOutcome['rss'] {
-  const serviceRounds = rounds.filter((round) => round.serviceRssKiB);
-  const idleKiB = serviceRounds[0]?.serviceRssKiB?.idle ?? null;
-  const peaks = serviceRounds.map((round) => round.serviceRssKiB?.peak ?? 0);
+function rssPerStream(scenario: Scenario, rounds: RoundLog[], target: 'service' | 'floor'): RssPerStream | undefined {
+  const targetRounds = rounds.filter((round) => round.target === target && round.rssKiB);
+  const idleKiB = targetRounds[0]?.rssKiB?.idle ?? null;
+  const peaks = targetRounds.map((round) => round.rssKiB?.peak ?? 0);
   if (idleKiB === null || peaks.length === 0) return undefined;
   const peakKiB = Math.max(...peaks);
   return { idleKiB, peakKiB, openStreams: scenario.concurrency, perStreamKiB: (peakKiB - idleKiB) / scenario.concurrency };

@@ -2,7 +2,7 @@ import type { TargetKind } from './protocol';
 
 /** A content frame of the upstream: `"delta":{"content":"` (the role frame has `"role"` first, the finish frame `{}`). */
 const DIRECT_DELTA = '"delta":{"content":"';
-/** A text part of the service's UI message stream. */
+/** A text part of the UI message stream (the service's and the floor's). */
 const SERVICE_DELTA = '{"type":"text-delta"';
 const DONE = 'data: [DONE]';
 const QUOTE = 34;
@@ -18,7 +18,7 @@ const QUOTE = 34;
  */
 export class SseDeltaCounter {
   done = false;
-  /** The service sent an `error` or `abort` part. */
+  /** The service (or the floor) sent an `error` or `abort` part. */
   failedPart = false;
   private tail = '';
   private readonly marker: string;
@@ -40,11 +40,11 @@ export class SseDeltaCounter {
     let count = 0;
     for (let at = text.indexOf(marker); at !== -1 && at < end; at = text.indexOf(marker, at + marker.length)) {
       // Upstream: only a non-empty `content` is a delta (as the service itself decides).
-      if (this.kind === 'service' || text.charCodeAt(at + marker.length) !== QUOTE) count++;
+      if (this.kind !== 'direct' || text.charCodeAt(at + marker.length) !== QUOTE) count++;
     }
     // At a line start only: a delta's text may read `data: [DONE]`, but never holds a raw newline.
     if (!this.done && (text.startsWith(DONE) || text.includes(`\n${DONE}`))) this.done = true;
-    if (this.kind === 'service' && !this.failedPart && (text.includes('{"type":"error"') || text.includes('{"type":"abort"'))) {
+    if (this.kind !== 'direct' && !this.failedPart && (text.includes('{"type":"error"') || text.includes('{"type":"abort"'))) {
       this.failedPart = true;
     }
     return count;

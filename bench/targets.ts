@@ -15,17 +15,18 @@ function scenario(outcomes: ScenarioOutcome[], name: string): ScenarioOutcome | 
   return outcomes.find((outcome) => outcome.scenario.name === name);
 }
 
-/** Service minus direct for a TTFT quantile; NaN when either side had no delta at all. */
-export function addedTtft(outcome: ScenarioOutcome, quantile: 'p50' | 'p99'): number {
-  return (outcome.service.ttft?.[quantile] ?? Number.NaN) - (outcome.direct.ttft?.[quantile] ?? Number.NaN);
+/** Service (or floor) minus direct for a TTFT quantile; NaN when either side had no delta at all or was not measured. */
+export function addedTtft(outcome: ScenarioOutcome, quantile: 'p50' | 'p99', target: 'service' | 'floor' = 'service'): number {
+  return (outcome[target]?.ttft?.[quantile] ?? Number.NaN) - (outcome.direct.ttft?.[quantile] ?? Number.NaN);
 }
 
-export function addedGapP99(outcome: ScenarioOutcome): number {
-  return (outcome.service.gap?.p99 ?? Number.NaN) - (outcome.direct.gap?.p99 ?? Number.NaN);
+export function addedGapP99(outcome: ScenarioOutcome, target: 'service' | 'floor' = 'service'): number {
+  return (outcome[target]?.gap?.p99 ?? Number.NaN) - (outcome.direct.gap?.p99 ?? Number.NaN);
 }
 
-export function stretchP99(outcome: ScenarioOutcome): number {
-  return (outcome.service.duration?.p99 ?? Number.NaN) / (outcome.direct.duration?.p99 ?? Number.NaN);
+/** Stream duration p99 of the service (or floor) over direct's. */
+export function stretchP99(outcome: ScenarioOutcome, target: 'service' | 'floor' = 'service'): number {
+  return (outcome[target]?.duration?.p99 ?? Number.NaN) / (outcome.direct.duration?.p99 ?? Number.NaN);
 }
 
 export function checkTargets(outcomes: ScenarioOutcome[]): TargetCheck[] {
