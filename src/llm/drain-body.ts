@@ -1,4 +1,6 @@
-/** How long, and how much, of a body nobody needs is read before it is cancelled. */
+import type { Readable } from 'node:stream';
+
+/** How long, and how much, of a body nobody needs is read before it is dropped. */
 export interface DrainLimits {
   timeoutMs: number;
   maxBytes: number;
@@ -7,28 +9,37 @@ export interface DrainLimits {
 /**
  * Reads the rest of a response body whose content is no longer needed, so that a server that ends
  * it as it should (right after its last event) leaves the keep-alive connection to the next
- * request; cancelling at once would close it. A server that holds the body open or keeps sending
- * costs no more than `limits`: after `timeoutMs`, or past `maxBytes`, the body is cancelled.
+ * request; destroying it at once would close the connection. A server that holds the body open or
+ * keeps sending costs no more than `limits`: after `timeoutMs`, or past `maxBytes`, the body is
+ * destroyed.
  *
- * Resolves once the body has ended or been cancelled. Never rejects and logs nothing (a failed body
+ * Resolves once the body has ended or been destroyed. Never rejects and logs nothing (a failed body
  * only means the connection is not reused), and its timer does not keep the process alive.
  */
-export async function drainBody(reader: ReadableStreamDefaultReader<Uint8Array>, limits: DrainLimits): Promise<void> {
-  // Cancelling ends the pending read with `done`, which ends the loop below.
-  const timer = setTimeout(() => void reader.cancel().catch(ignore), limits.timeoutMs);
-  timer.unref();
-  try {
-    for (let bytes = 0; bytes <= limits.maxBytes; ) {
-      const { done, value } = await reader.read();
-      if (done) return;
-      bytes += value.byteLength;
+export function drainBody(body: Readable, limits: DrainLimits): Promise<void> {
+  return new Promise((resolve) => {
+    if (body.readableEnded || body.destroyed) {
+      resolve();
+      return;
     }
-    await reader.cancel();
-  } catch {
-    // The body broke off: there is no connection left to reuse, and nobody waiting on it.
-  } finally {
-    clearTimeout(timer);
-  }
+    let bytes = 0;
+    const finish = () => {
+      clearTimeout(timer);
+      body.off('data', count).off('end', finish).off('close', finish).off('error', finish);
+      resolve();
+    };
+    const drop = () => {
+      body.destroy();
+      finish();
+    };
+    const count = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > limits.maxBytes) drop();
+    };
+    const timer = setTimeout(drop, limits.timeoutMs);
+    timer.unref();
+    // A body that broke off ('error') has no connection left to reuse, and nobody waiting on it.
+    body.on('data', count).once('end', finish).once('close', finish).once('error', finish);
+    body.resume();
+  });
 }
-
-function ignore(): void {}

@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import OpenAI, { AzureOpenAI } from 'openai';
 import { AppError } from '../errors/app-error';
 import type { FinishReason, LlmEvent, LlmProvider, LlmRequest } from '../chat/ports';
@@ -6,6 +7,7 @@ import { chunkSchema } from './chunk-schema';
 import { drainBody, type DrainLimits } from './drain-body';
 import { mapUpstreamError } from './map-upstream-error';
 import { SseDataDecoder } from './sse-data-decoder';
+import { createUpstreamFetch } from './upstream-fetch';
 
 export interface OpenAiProviderOptions {
   settings: Exclude<ProviderSettings, { kind: 'simulator' }>;
@@ -47,12 +49,8 @@ const DRAIN_LIMITS: DrainLimits = { timeoutMs: 1000, maxBytes: 64 * 1024 };
 export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvider {
   const { settings } = options;
   // The SDK's own per-attempt timeout stays above our deadline, so ours always decides.
-  const common = {
-    apiKey: settings.apiKey,
-    maxRetries: options.maxRetries,
-    timeout: options.requestTimeoutMs + 1000,
-    ...(options.onRetry && { fetch: countingRetries(options.onRetry) }),
-  };
+  const upstream = createUpstreamFetch(options.onRetry);
+  const common = { apiKey: settings.apiKey, maxRetries: options.maxRetries, timeout: options.requestTimeoutMs + 1000, fetch: upstream.fetch };
   let client: OpenAI;
   let model: string;
   if (settings.kind === 'azure') {
@@ -104,21 +102,10 @@ export function createOpenAiProvider(options: OpenAiProviderOptions): LlmProvide
       } finally {
         clearTimeout(timer);
       }
-      if (!response.body) throw new AppError('upstream_error', 'The model provider answered with no body.');
-      return readEvents(response.body, request.signal, options.maxEventBytes);
+      const body = upstream.bodyOf(response);
+      if (!body) throw new AppError('upstream_error', 'The model provider answered with no body.');
+      return readEvents(body, request.signal, options.maxEventBytes);
     },
-  };
-}
-
-/**
- * Node's fetch, telling `onRetry` of each request the SDK sends again: it numbers its attempts
- * in the `X-Stainless-Retry-Count` header (0 for the first).
- */
-function countingRetries(onRetry: () => void): typeof fetch {
-  return (input, init) => {
-    const attempt = new Headers(init?.headers).get('x-stainless-retry-count');
-    if (attempt !== null && attempt !== '0') onRetry();
-    return fetch(input, init);
   };
 }
 
@@ -135,15 +122,13 @@ function replyLimit(maxTokens: number | undefined, reasoningModel: boolean) {
  * that comes with or after the finish chunk, whichever is first. The reply ends there, whether or
  * not the upstream ends its body; the rest of the body is drained in the background.
  */
-async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal, maxEventBytes: number): AsyncGenerator<LlmEvent> {
+async function* readEvents(body: IncomingMessage, signal: AbortSignal, maxEventBytes: number): AsyncGenerator<LlmEvent> {
   const decoder = new SseDataDecoder(maxEventBytes);
-  const reader = body.getReader();
   let whole = false;
   let finished = false;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return;
+    // Left early, the body is drained or dropped below, not by the iterator.
+    for await (const value of body.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       for (const data of decoder.push(value)) {
         if (data.startsWith('[DONE]')) {
           whole = true;
@@ -166,8 +151,8 @@ async function* readEvents(body: ReadableStream<Uint8Array>, signal: AbortSignal
     throw mapUpstreamError(error);
   } finally {
     // A whole reply's body may still end cleanly and free its connection; any other is dropped.
-    if (whole) void drainBody(reader, DRAIN_LIMITS);
-    else reader.cancel().catch(() => {});
+    if (whole) void drainBody(body, DRAIN_LIMITS);
+    else body.destroy();
   }
 }
 
