@@ -14,3 +14,10 @@ export class GenerationAbort extends Error {
 export function abortCauseOf(signal: AbortSignal): AbortCause | undefined {
   return signal.aborted && signal.reason instanceof GenerationAbort ? signal.reason.kind : undefined;
 }
+
+/**
+ * The reason of every "the client's response closed" signal: one shared value, because
+ * `abort()` without a reason makes a DOMException, whose stack trace costs more than the rest
+ * of closing a response. Nothing reads it: those signals only say that the client is gone.
+ */
+export const CLIENT_GONE: unknown = Object.freeze({ reason: 'the client closed the response' });

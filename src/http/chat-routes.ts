@@ -1,6 +1,7 @@
 import { Router } from 'express';
 import type { z } from 'zod';
 import type { ChatService } from '../chat/chat-service';
+import { CLIENT_GONE } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
 import { ownerOf } from './authenticate';
 import { chatIdSchema, chatRequestSchema, lastEventIdSchema, type ShapeLimits } from './chat-request-schema';
@@ -40,7 +41,7 @@ export function chatRoutes(chat: ChatService, options: ChatRouteOptions): Router
     await admitStream?.(response);
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
-    response.on('close', () => clientGone.abort());
+    response.on('close', () => clientGone.abort(CLIENT_GONE));
     const traceContext = traceContextOf(request);
     const turn = { ...body, ownerId: ownerOf(response), ...(traceContext && { traceContext }) };
     const log = request.log.child(traceContext ? { chatId: body.chatId, traceId: traceIdOf(traceContext) } : { chatId: body.chatId });

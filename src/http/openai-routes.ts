@@ -3,6 +3,7 @@ import { openCompletion } from '../chat/open-completion';
 import type { FinishReason, LlmEvent, LlmProvider, Usage } from '../chat/ports';
 import type { Config } from '../config/config-schema';
 import { messageLimits, replyTokenLimit } from '../config/load-config';
+import { CLIENT_GONE } from '../errors/abort-reasons';
 import { AppError } from '../errors/app-error';
 import { methodNotAllowed } from './error-handler';
 import { chatCompletion, modelList, modelObject, newCompletionIdentity, type CompletionIdentity } from './openai-chunks';
@@ -52,7 +53,7 @@ export function openAiRoutes(provider: LlmProvider, config: Config, admission: C
     const log = request.log.child(traceContext ? { completionId: identity.id, traceId: traceIdOf(traceContext) } : { completionId: identity.id });
     // 'close' on the response, not the request: the request's fires as soon as its body is read.
     const clientGone = new AbortController();
-    response.on('close', () => clientGone.abort());
+    response.on('close', () => clientGone.abort(CLIENT_GONE));
     const { messages, maxTokens, temperature, sampling } = body;
     const events = await openCompletion(
       provider,
