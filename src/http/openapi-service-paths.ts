@@ -59,7 +59,8 @@ function metricsOperation(token: boolean) {
         : 'Answers only clients on loopback or private networks, not through a proxy (no `[metrics] token` is set).',
       tags: ['Metrics'],
       ok: { '200': success(200, 'The Prometheus text exposition format.', { 'text/plain; version=0.0.4; charset=utf-8': { schema: z.string() } }) },
-      codes: [token ? 'unauthorized' : 'forbidden'],
+      // 503: with several workers, when the primary process did not collect them all in time.
+      codes: [token ? 'unauthorized' : 'forbidden', 'service_unavailable'],
     }),
     security: token ? [{ metricsToken: [] }] : [],
   } satisfies ZodOpenApiOperationObject;
