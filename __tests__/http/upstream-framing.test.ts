@@ -142,6 +142,20 @@ describe('an upstream that has ended the reply but keeps its connection open', (
   });
 });
 
+describe('an upstream answering with a status that has no body', () => {
+  test.each([304, 204, 205])('%i fails the turn with 502 upstream_error, and the service goes on', async (status) => {
+    const chatId = randomUUID();
+    upstream.enqueue({ kind: 'error', status, body: '' });
+    const refused = await postChat(service.url, userTurn(chatId, 'Hello'));
+    expect({ status: refused.status, body: refused.json() }).toEqual({
+      status: 502,
+      body: { error: { code: 'upstream_error', message: status === 304 ? 'The model provider answered with HTTP 304.' : 'The model provider answered with no body.' } },
+    });
+    upstream.enqueue({ kind: 'stream', content: ['Still', ' here'] });
+    expect((await postChat(service.url, userTurn(randomUUID(), 'Again'))).text).toContain('"delta":" here"');
+  });
+});
+
 describe('an upstream line or event longer than [openai] max_event_bytes', () => {
   test('a line over the default 1 MiB fails the reply with upstream_error at once, and the body is dropped', async () => {
     const chatId = randomUUID();

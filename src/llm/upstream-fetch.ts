@@ -15,6 +15,9 @@ export interface UpstreamFetch {
   bodyOf(response: Response): IncomingMessage | undefined;
 }
 
+/** Statuses whose answers have no body (fetch's "null body statuses"): a 204 is no reply to read. */
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
 /** An error answer's body is read up to this much (what the SDK shows of it); the rest is dropped. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 
@@ -62,18 +65,24 @@ export function createUpstreamFetch(onRetry?: () => void): UpstreamFetch {
       });
       request.on('response', (response) => {
         answer = response;
-        const responseHeaders = toHeaders(response);
+        // A Response the answer cannot make (a status or header it refuses) is a failed fetch,
+        // as undici's would be, never an exception thrown into the event loop.
+        const fail = (cause: unknown) => {
+          settled();
+          response.destroy();
+          reject(new TypeError('fetch failed', { cause }));
+        };
+        const respond = (body: Buffer | null) => new Response(body, { status: response.statusCode, statusText: response.statusMessage, headers: toHeaders(response) });
         const status = response.statusCode ?? 0;
-        if (status < 200 || status > 599) {
-          request.destroy();
-          reject(new TypeError('fetch failed', { cause: new Error(`invalid HTTP status ${status}`) }));
-          return;
-        }
-        if (status >= 200 && status < 300) {
-          response.once('close', settled);
-          const result = new Response(null, { status, statusText: response.statusMessage, headers: responseHeaders });
-          bodies.set(result, response);
-          resolve(result);
+        if (status >= 200 && status < 300 && !NULL_BODY_STATUSES.has(status)) {
+          try {
+            const result = respond(null);
+            response.once('close', settled);
+            bodies.set(result, response);
+            resolve(result);
+          } catch (error) {
+            fail(error);
+          }
           return;
         }
         const chunks: Buffer[] = [];
@@ -84,12 +93,14 @@ export function createUpstreamFetch(onRetry?: () => void): UpstreamFetch {
         });
         response.on('end', () => {
           settled();
-          resolve(new Response(Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES), { status, statusText: response.statusMessage, headers: responseHeaders }));
+          try {
+            // A 204 or 304 has no body, whatever came.
+            resolve(respond(NULL_BODY_STATUSES.has(status) ? null : Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES)));
+          } catch (error) {
+            fail(error);
+          }
         });
-        response.on('error', (error) => {
-          settled();
-          reject(new TypeError('fetch failed', { cause: error }));
-        });
+        response.on('error', (error) => fail(error));
       });
       request.end(typeof init.body === 'string' || init.body instanceof Uint8Array ? init.body : undefined);
     });
