@@ -78,6 +78,10 @@ export function createUpstreamFetch(onRetry?: () => void): UpstreamFetch {
           try {
             const result = respond(null);
             response.once('close', settled);
+            // Its reader may start a while later (a /v1 stream first waits for its client): an
+            // error before then (a reset) must wait for it rather than be thrown as unhandled. The
+            // reader still sees it, as the stream stays errored.
+            response.on('error', ignore);
             bodies.set(result, response);
             resolve(result);
           } catch (error) {
@@ -118,3 +122,5 @@ function toHeaders(response: IncomingMessage): Headers {
 function abortError(): DOMException {
   return new DOMException('This operation was aborted', 'AbortError');
 }
+
+function ignore(): void {}
