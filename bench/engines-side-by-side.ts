@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import type { TargetKind, TargetSpec } from './protocol';
-import { measuredRound, setUpstreamScript, type Harness } from './run-scenario';
+import { harnessFor, measuredRound, setUpstreamScript } from './run-scenario';
 import type { Scenario } from './scenarios';
 import type { ServiceProcess } from './service-process';
 import { summarize, type TargetSummary } from './stats';
@@ -39,12 +39,7 @@ export async function measureEnginesSideBySide(
   progress: (line: string) => void,
 ): Promise<SideBySide> {
   await setUpstreamScript(bench.upstream, scenario);
-  const harness = (service: ServiceProcess): Harness => ({
-    upstream: bench.upstream,
-    load: bench.load,
-    service,
-    targets: { direct: directTarget, service: serviceTarget(service) },
-  });
+  const harness = (service: ServiceProcess) => harnessFor(bench, service, directTarget, serviceTarget);
   const harnesses = { sqlite: harness(services.sqlite), postgresql: harness(services.postgresql) };
   const round = async (side: Side, warmup: boolean) => {
     const target: TargetKind = side === 'direct' ? 'direct' : 'service';

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { ms, table } from './markdown';
 import type { TargetSpec } from './protocol';
-import { measuredRound, setUpstreamScript, type Harness, type RoundLog } from './run-scenario';
+import { harnessFor, measuredRound, setUpstreamScript, type RoundLog } from './run-scenario';
 import type { Scenario } from './scenarios';
 import type { ServiceProcess } from './service-process';
 import { summarize } from './stats';
@@ -44,7 +44,7 @@ export async function measureMetricsCost(
   progress: (line: string) => void,
 ): Promise<MetricsCost> {
   await setUpstreamScript(bench.upstream, scenario);
-  const harness = (service: ServiceProcess): Harness => ({ upstream: bench.upstream, load: bench.load, service, targets: { direct: directTarget, service: serviceTarget(service) } });
+  const harness = (service: ServiceProcess) => harnessFor(bench, service, directTarget, serviceTarget);
   const harnesses = { on: harness(services.on), off: harness(services.off) };
   const logs: Record<'on' | 'off', RoundLog[]> = { on: [], off: [] };
   const results: Record<'on' | 'off', Awaited<ReturnType<typeof measuredRound>>['result'][]> = { on: [], off: [] };

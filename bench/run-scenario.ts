@@ -20,6 +20,16 @@ export interface Harness {
   databaseBackends?: DatabaseBackends;
 }
 
+/** The harness of one service among several measured side by side: its own service target, the shared upstream and load generator. */
+export function harnessFor(
+  bench: { upstream: ChildProcess; load: ChildProcess },
+  service: ServiceProcess,
+  directTarget: TargetSpec,
+  serviceTarget: (service: ServiceProcess) => TargetSpec,
+): Harness {
+  return { upstream: bench.upstream, load: bench.load, service, targets: { direct: directTarget, service: serviceTarget(service) } };
+}
+
 /** One round as the report shows it (the streams themselves are kept only in the raw JSON). */
 export interface RoundLog {
   target: TargetKind;

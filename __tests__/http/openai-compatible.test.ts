@@ -152,6 +152,9 @@ describe('POST /v1/chat/completions', () => {
     });
   });
 
+  /** The sampling settings a client may choose, passed upstream as they are. */
+  const SAMPLING = { temperature: 0.2, top_p: 0.9, presence_penalty: 0.5, frequency_penalty: -0.5, stop: ['\n\n', 'END'], seed: 42, user: 'end-user-7' };
+
   test('passes max_tokens, temperature, the other sampling settings, text parts (joined) and developer messages (as system) on', async () => {
     upstream.enqueue({ kind: 'stream', content: ['ok'] });
     const exchange = await post('/v1/chat/completions', {
@@ -160,13 +163,7 @@ describe('POST /v1/chat/completions', () => {
         { role: 'user', content: [{ type: 'text', text: 'Hel' }, { type: 'text', text: 'lo' }] },
       ],
       max_completion_tokens: 100,
-      temperature: 0.2,
-      top_p: 0.9,
-      presence_penalty: 0.5,
-      frequency_penalty: -0.5,
-      stop: ['\n\n', 'END'],
-      seed: 42,
-      user: 'end-user-7',
+      ...SAMPLING,
       // Values that ask for nothing beyond what the service does are accepted.
       n: 1,
       store: false,
@@ -183,13 +180,7 @@ describe('POST /v1/chat/completions', () => {
           { role: 'system', content: 'Answer in French.' },
           { role: 'user', content: 'Hello' },
         ]),
-        temperature: 0.2,
-        top_p: 0.9,
-        presence_penalty: 0.5,
-        frequency_penalty: -0.5,
-        stop: ['\n\n', 'END'],
-        seed: 42,
-        user: 'end-user-7',
+        ...SAMPLING,
         max_tokens: 100,
       },
     ]);

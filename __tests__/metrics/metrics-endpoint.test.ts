@@ -43,6 +43,14 @@ function growth(before: string, after: string, name: string, labels: Record<stri
   return (sampleValue(after, name, labels) ?? 0) - (sampleValue(before, name, labels) ?? 0);
 }
 
+/** The first scrape of which `check` holds (what is counted when a reply ends may land just after its stream). */
+function scrapeWhen(check: (scraped: string) => boolean): Promise<string> {
+  return eventually(async () => {
+    const scraped = await scrape();
+    return check(scraped) ? scraped : undefined;
+  });
+}
+
 /** Starts a turn of a new chat as a stream. */
 function startTurn(chatId: string, headers: Record<string, string> = {}) {
   return openSse(`${service.url}/api/chat`, {
@@ -64,10 +72,7 @@ describe('the series of a reply', () => {
     const text = await (await startTurn(chatId)).readToEnd();
     expect(parseSse(text).at(-1)?.data).toBe('[DONE]');
     const [reply] = await service.query<{ timeToFirstTokenMs: number }>("SELECT timeToFirstTokenMs FROM Message WHERE chatId = ? AND role = 'assistant'", chatId);
-    const after = await eventually(async () => {
-      const scraped = await scrape();
-      return growth(before, scraped, 'llm_replies_total', { status: 'completed' }) === 1 ? scraped : undefined;
-    });
+    const after = await scrapeWhen((scraped) => growth(before, scraped, 'llm_replies_total', { status: 'completed' }) === 1);
 
     expect(growth(before, after, 'gen_ai_server_request_duration_seconds_count', { model, status: 'completed' })).toBe(1);
     expect(growth(before, after, 'gen_ai_server_time_to_first_token_seconds_count', { model })).toBe(1);
@@ -91,10 +96,7 @@ describe('the series of a reply', () => {
     const before = await scrape();
     upstream.enqueue({ kind: 'stream', content: ['Hello', ' world'], usage: null });
     await (await startTurn(randomUUID())).readToEnd();
-    const after = await eventually(async () => {
-      const scraped = await scrape();
-      return growth(before, scraped, 'llm_replies_total', { status: 'completed' }) === 1 ? scraped : undefined;
-    });
+    const after = await scrapeWhen((scraped) => growth(before, scraped, 'llm_replies_total', { status: 'completed' }) === 1);
     expect(growth(before, after, 'gen_ai_usage_output_tokens_total', { model, estimated: 'true' })).toBe(2);
     expect(growth(before, after, 'gen_ai_usage_input_tokens_total', { model, estimated: 'true' })).toBeGreaterThan(0);
     expect(growth(before, after, 'gen_ai_usage_output_tokens_total', { model, estimated: 'false' })).toBe(0);
@@ -114,10 +116,7 @@ describe('the series of a reply', () => {
 
     expect((await call(service.url, 'DELETE', `/api/chat/${chatId}/stream`, auth)).status).toBe(200);
     await Promise.all([turn.readToEnd(), resume.readToEnd()]);
-    const after = await eventually(async () => {
-      const scraped = await scrape();
-      return sampleValue(scraped, 'llm_stream_readers_active') === 0 && sampleValue(scraped, 'llm_generations_active') === 0 ? scraped : undefined;
-    });
+    const after = await scrapeWhen((scraped) => sampleValue(scraped, 'llm_stream_readers_active') === 0 && sampleValue(scraped, 'llm_generations_active') === 0);
     expect(growth(before, after, 'llm_replies_total', { status: 'cancelled' })).toBe(1);
     expect(growth(before, after, 'llm_replies_total', { status: 'completed' })).toBe(0);
     expect(growth(before, after, 'gen_ai_server_request_duration_seconds_count', { model, status: 'cancelled' })).toBe(1);
@@ -141,10 +140,7 @@ describe('the series of a reply', () => {
     await eventually(() => (upstream.requests.length > 0 && upstream.requests.at(-1)!.body.messages.at(-1).content === 'Hi' ? true : undefined));
     controller.abort();
     await turn;
-    const after = await eventually(async () => {
-      const scraped = await scrape();
-      return growth(before, scraped, 'llm_replies_total', { status: 'interrupted' }) === 1 ? scraped : undefined;
-    });
+    const after = await scrapeWhen((scraped) => growth(before, scraped, 'llm_replies_total', { status: 'interrupted' }) === 1);
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(sampleValue(await scrape(), 'llm_stream_readers_active')).toBe(0);
     expect(sampleValue(after, 'llm_generations_active')).toBe(0);
@@ -160,10 +156,7 @@ describe('the series of a reply', () => {
     upstream.enqueue({ kind: 'stream', content: ['a', 'b', 'c'], ending: 'reset', cutAfter: 2 });
     const cut = await (await startTurn(randomUUID())).readToEnd();
     expect(cut).toContain('"type":"error"');
-    const after = await eventually(async () => {
-      const scraped = await scrape();
-      return growth(before, scraped, 'llm_replies_total', { status: 'failed' }) === 2 ? scraped : undefined;
-    });
+    const after = await scrapeWhen((scraped) => growth(before, scraped, 'llm_replies_total', { status: 'failed' }) === 2);
 
     expect(growth(before, after, 'llm_upstream_retries_total')).toBe(2);
     expect(growth(before, after, 'llm_upstream_errors_total', { code: 'upstream_rate_limited' })).toBe(1);
@@ -189,10 +182,7 @@ describe('the series of a reply', () => {
     await streamed.readToEnd();
     upstream.enqueue(azureErrors.rateLimited(1, 5), azureErrors.rateLimited(1, 5), azureErrors.rateLimited(1, 5));
     expect((await call(service.url, 'POST', '/v1/chat/completions', auth, { messages: [{ role: 'user', content: 'Hi' }] })).status).toBe(429);
-    const after = await eventually(async () => {
-      const scraped = await scrape();
-      return growth(before, scraped, 'llm_replies_total', { status: 'completed' }) === 2 ? scraped : undefined;
-    });
+    const after = await scrapeWhen((scraped) => growth(before, scraped, 'llm_replies_total', { status: 'completed' }) === 2);
     expect(growth(before, after, 'gen_ai_usage_input_tokens_total', { model, estimated: 'false' })).toBe(18);
     expect(growth(before, after, 'gen_ai_usage_output_tokens_total', { model, estimated: 'false' })).toBe(4);
     expect(growth(before, after, 'gen_ai_server_time_to_first_token_seconds_count', { model })).toBe(2);

@@ -16,13 +16,14 @@ const SWAGGER_UI_DIRECTORY = path.dirname(require.resolve('swagger-ui-dist/packa
 const SWAGGER_UI_FILES = new Set(['/swagger-ui.css', '/swagger-ui-bundle.js', '/favicon-32x32.png']);
 
 /**
- * `GET /openapi.json`, the OpenAPI document of this app (built once, here), and `GET /docs`, Swagger
+ * `GET /openapi.json`, the OpenAPI document of this app (built once, at its first request), and `GET /docs`, Swagger
  * UI on it, served from this service's own files. Both are public, like /healthz: mount them before
  * the key check.
  */
 export function apiDocsRoutes(options: ApiDescriptionOptions): Router {
   const router = Router();
-  const document = JSON.stringify(buildOpenApiDocument(options));
+  // Built at the first request, not at start: most processes are never asked for it.
+  let document: string | undefined;
   const pageHeaders = (response: Response) => {
     response.setHeader('content-security-policy', DOCS_CSP);
     response.setHeader('cache-control', 'no-cache');
@@ -30,6 +31,7 @@ export function apiDocsRoutes(options: ApiDescriptionOptions): Router {
 
   router.get('/openapi.json', (_request, response) => {
     response.setHeader('cache-control', 'no-cache');
+    document ??= JSON.stringify(buildOpenApiDocument(options));
     response.type('application/json').send(document);
   });
   router.get('/docs', (_request, response) => {

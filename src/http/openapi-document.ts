@@ -35,7 +35,7 @@ const DESCRIPTION = [
 
 /**
  * The OpenAPI 3.1 document of an app built with `options`, from the zod schemas its routes
- * validate requests with and build answers from. Built once per app.
+ * validate requests with and build answers from. Built once per app, when first asked for.
  */
 export function buildOpenApiDocument(options: ApiDescriptionOptions): oas31.OpenAPIObject {
   const { config, auth, jwt } = options;

@@ -38,7 +38,8 @@ export function createUpstreamFetch(onRetry?: () => void): UpstreamFetch {
   const upstreamFetch = (input: string | URL | Request, init: RequestInit = {}): Promise<Response> =>
     new Promise((resolve, reject) => {
       const url = new URL(input instanceof Request ? input.url : String(input));
-      const headers = new Headers(init.headers);
+      // The SDK hands over a Headers of its own: read as it is, not copied.
+      const headers = init.headers instanceof Headers ? init.headers : new Headers(init.headers);
       const attempt = headers.get('x-stainless-retry-count');
       if (onRetry && attempt !== null && attempt !== '0') onRetry();
       const { signal } = init;
