@@ -17,9 +17,7 @@ import { createProvider } from './llm/create-provider';
 import { createTokenCounter, inferContextWindow, inferEncoding } from './llm/token-counter';
 import { InstanceLease, instanceIdentity } from './chat/instance-lease';
 import { openStore } from './store/open-store';
-import { RedisCluster } from './cluster/redis-cluster';
-import { redisRateLimitStore } from './cluster/redis-rate-limit-store';
-import { sharedSecret } from './cluster/shared-secret';
+import type { RedisCluster } from './cluster/redis-cluster';
 import { ServiceMetrics } from './metrics/service-metrics';
 import { workerMetrics } from './metrics/worker-metrics';
 
@@ -70,9 +68,11 @@ export async function buildService(options: {
   const instanceId = instanceIdentity(config.cluster.instance_id, config.server.port, worker);
   // Where the data lives, named once: the engine and the file or host:port/database, never a password.
   logger.info({ ...describe, instanceId, appliedMigrations }, 'database ready');
-  const cluster = config.cluster.redis_url
-    ? new RedisCluster({
-        url: config.cluster.redis_url,
+  // Multi-instance mode only: a single instance never loads ioredis (several MiB of memory).
+  const redisMode = config.cluster.redis_url ? loadRedisMode() : undefined;
+  const cluster = redisMode
+    ? new redisMode.RedisCluster({
+        url: config.cluster.redis_url!,
         prefix: config.cluster.redis_prefix,
         instanceId,
         leaseMs: config.cluster.lease_seconds * 1000,
@@ -124,11 +124,11 @@ export async function buildService(options: {
   cluster?.serve(chat);
   const conversations = new Conversations(store, chat);
   const keys = config.auth.enabled ? new ApiKeys(keyStore) : undefined;
-  const rateLimitStore = cluster && redisRateLimitStore(cluster.connection, config.cluster.redis_prefix);
+  const rateLimitStore = cluster && redisMode?.redisRateLimitStore(cluster.connection, config.cluster.redis_prefix);
   const jwt = config.auth.enabled ? jwtSettings(config) : undefined;
   const jwtVerifier = jwt && createJwtVerifier(jwt);
   if (jwt) logger.info({ issuer: jwt.issuer, audience: jwt.audience, jwksUrl: jwt.jwksUrl }, 'end users\' JWTs are accepted beside API keys');
-  const streamTokens = new StreamTokens({ secret: streamTokenSecret(cluster, config.cluster.redis_prefix), ttlSeconds: config.auth.stream_token_ttl_seconds });
+  const streamTokens = new StreamTokens({ secret: streamTokenSecret(cluster && redisMode && ((known) => redisMode.sharedSecret(cluster.connection, `${config.cluster.redis_prefix}stream-token-secret`, known))), ttlSeconds: config.auth.stream_token_ttl_seconds });
   const app = createApp({
     config,
     logger,
@@ -177,10 +177,18 @@ async function refuseNameInUse(cluster: RedisCluster, instanceId: string, logger
  * ask; asked for on first use, since Redis may still be connecting at start). Alone, a key of this
  * process's own is enough: its tokens end with it, at the latest after their short lifetime.
  */
-function streamTokenSecret(cluster: RedisCluster | undefined, prefix: string): (known?: Buffer) => Promise<Buffer> {
-  if (cluster) return (known) => sharedSecret(cluster.connection, `${prefix}stream-token-secret`, known);
+function streamTokenSecret(shared: ((known?: Buffer) => Promise<Buffer>) | undefined): (known?: Buffer) => Promise<Buffer> {
+  if (shared) return shared;
   const secret = randomBytes(32);
   return async () => secret;
+}
+
+/** The modules of multi-instance mode, loaded only when Redis is configured. */
+function loadRedisMode() {
+  const { RedisCluster } = require('./cluster/redis-cluster') as typeof import('./cluster/redis-cluster');
+  const { redisRateLimitStore } = require('./cluster/redis-rate-limit-store') as typeof import('./cluster/redis-rate-limit-store');
+  const { sharedSecret } = require('./cluster/shared-secret') as typeof import('./cluster/shared-secret');
+  return { RedisCluster, redisRateLimitStore, sharedSecret };
 }
 
 /** The model's context window, which must leave room for the prompt after the reserved reply. */

@@ -1,5 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import fc from 'fast-check';
 import { createTokenCounter, inferContextWindow, inferEncoding } from '../../src/llm/token-counter';
+import { TSX_LOADER } from '../support/server-process';
 
 describe('inferEncoding', () => {
   test.each([
@@ -56,6 +59,21 @@ describe('createTokenCounter', () => {
     const counter = createTokenCounter(encoding);
     expect(counter.encoding).toBe(encoding);
     expect(counter.count(text)).toBe(tokens);
+  });
+
+  // A started service that has not served a turn does not hold the tables (about 55 MiB of RSS).
+  // In a process of its own: jest's module registry is not Node's `require.cache`.
+  test('the tables are loaded by the first count, not when the counter is made', () => {
+    const script = `
+      const { createTokenCounter } = require(${JSON.stringify(path.join(__dirname, '..', '..', 'src', 'llm', 'token-counter.ts'))});
+      const loaded = () => Object.keys(require.cache).filter((file) => /gpt-tokenizer.*bpeRanks/.test(file)).length;
+      const counter = createTokenCounter('o200k_base');
+      const before = loaded();
+      const tokens = counter.count('Hello, world!');
+      console.log(JSON.stringify({ before, after: loaded(), tokens, again: counter.count('Hello, world!') }));`;
+    const run = spawnSync(process.execPath, ['--import', TSX_LOADER, '-e', script], { encoding: 'utf8', timeout: 20_000 });
+    expect(run.stderr).toBe('');
+    expect(JSON.parse(run.stdout)).toEqual({ before: 0, after: 1, tokens: 4, again: 4 });
   });
 
   test('a message costs its content plus 4 tokens, and a reply is primed with 3', () => {

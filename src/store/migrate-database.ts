@@ -1,7 +1,5 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { ensurePostgresqlDatabase } from './ensure-postgresql-database';
-import { migratePostgresql } from './migrate-postgresql';
 import { migrateSqlite } from './migrate-sqlite';
 import { sqlitePath } from './open-sqlite-store';
 
@@ -26,6 +24,9 @@ export function migrationsDir(prismaDir: string, engine: DatabaseEngine): string
 export async function migrateDatabase(databaseUrl: string, prismaDir: string): Promise<string[]> {
   const engine = databaseEngine(databaseUrl);
   if (engine === 'postgresql') {
+    // Loaded for PostgreSQL only: a SQLite service never needs `pg` in memory.
+    const { ensurePostgresqlDatabase } = require('./ensure-postgresql-database') as typeof import('./ensure-postgresql-database');
+    const { migratePostgresql } = require('./migrate-postgresql') as typeof import('./migrate-postgresql');
     await ensurePostgresqlDatabase(databaseUrl, 10_000);
     return migratePostgresql({ connectionString: databaseUrl, migrationsDir: migrationsDir(prismaDir, engine) });
   }

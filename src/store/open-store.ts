@@ -1,7 +1,6 @@
 import type { KeyStore } from '../auth/api-keys';
 import type { ChatStore } from '../chat/ports';
 import { databaseEngine, migrationsDir, type DatabaseEngine } from './migrate-database';
-import { openPostgresqlStore } from './open-postgresql-store';
 import { openSqliteStore } from './open-sqlite-store';
 
 export interface OpenedStore {
@@ -37,6 +36,8 @@ export async function openStore(settings: OpenStoreSettings): Promise<OpenedStor
   const engine = databaseEngine(settings.databaseUrl);
   const dir = migrationsDir(settings.prismaDir, engine);
   if (engine === 'postgresql') {
+    // Loaded for PostgreSQL only: `pg` and Prisma's adapter are several MiB a SQLite service does not need.
+    const { openPostgresqlStore } = require('./open-postgresql-store') as typeof import('./open-postgresql-store');
     return openPostgresqlStore({ ...settings, migrationsDir: dir });
   }
   const opened = await openSqliteStore({ ...settings, migrationsDir: dir });
