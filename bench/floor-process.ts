@@ -4,6 +4,7 @@ import path from 'node:path';
 import ts from 'typescript';
 import { nextMessage, track } from './processes';
 import type { FromFloor, TargetSpec } from './protocol';
+import { PROFILE_DIR } from './service-process';
 
 /** The floor re-framer (floor-reframer.ts), running. */
 export interface FloorProcess {
@@ -31,7 +32,9 @@ export async function startFloor(upstream: TargetSpec, runDir: string): Promise<
   });
   const file = path.join(runDir, 'floor-reframer.js');
   writeFileSync(file, outputText);
-  const child = track(fork(file, [JSON.stringify(upstream)], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  // BENCH_CPU_PROF=1: the floor's profile too (floor-*.cpuprofile), to set beside the service's.
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=floor-${Date.now()}.cpuprofile`] : [];
+  const child = track(fork(file, [JSON.stringify(upstream)], { execArgv: profile, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
   const { port } = await nextMessage(child, isFloorReady, 30_000, 'floor re-framer start');
   return { child, pid: child.pid!, target: { kind: 'floor', port, path: '/', headers: {} } };
 }

@@ -149,6 +149,8 @@ function main(): void {
   });
   // The orchestrator died or finished: leave at once (open sockets die with the process).
   process.on('disconnect', () => process.exit(0));
+  // An exit, not a kill: with BENCH_CPU_PROF, Node writes the floor's profile as it exits.
+  process.on('SIGTERM', () => process.exit(0));
 }
 
 main();
