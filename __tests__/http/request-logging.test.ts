@@ -119,6 +119,15 @@ describe('the line logged when a request completes', () => {
     expect(failed).toMatchObject({ level: 50, keyId, code: 'upstream_error' });
   });
 
+  test('health probes are answered with their request id but not logged; the request after one is', async () => {
+    const probe = await send('GET', '/healthz', {});
+    expect(probe.status).toBe(200);
+    expect(probe.responseHeaders.get('x-request-id')).toBe(probe.requestId);
+    const after = await send('GET', '/api/chats?limit=1', { authorization: `Bearer ${key}` });
+    await completedLine(after.requestId);
+    expect(service.logs.filter((line) => line.includes(probe.requestId))).toEqual([]);
+  });
+
   test('holds no header but the request id: not the key, the user agent or the security headers', async () => {
     const exchange = await send('GET', '/api/chats', { authorization: `Bearer ${key}` });
     const line = await completedLine(exchange.requestId);
