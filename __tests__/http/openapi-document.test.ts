@@ -29,11 +29,6 @@ const MOUNTED_MIDDLEWARE = [
   // The requests-per-minute limit (with keys only): it answers only 429, documented per operation.
   { path: '/api', name: '<anonymous>', withKeys: true },
   { path: '/v1', name: '<anonymous>', withKeys: true },
-  // The UTF-8 check and the JSON body parser of both APIs: they answer only errors (400, 413, 415).
-  { path: '/api', name: 'requireUtf8Charset' },
-  { path: '/v1', name: 'requireUtf8Charset' },
-  { path: '/api', name: 'jsonParser' },
-  { path: '/v1', name: 'jsonParser' },
   // The chat page's hashed scripts and styles (express.static): files, not API.
   { path: '/assets', name: 'serveStatic' },
   // Swagger UI's files and the /docs page's initializer script: files, not API.

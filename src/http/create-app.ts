@@ -72,8 +72,11 @@ export function createApp(dependencies: AppDependencies): Express {
   app.use(requestLogging(logger));
   app.use(securityHeaders());
   app.use(crossOrigin(config.server.cors_origins));
-  // The API first, so that a turn (the hot path) passes no router it does not need; the probes and
-  // pages after it share no path with it.
+  app.use(healthRoutes(store, provider, cluster));
+  // Before the key check: scrapers have no API key (the route has its own token or network rule).
+  if (metrics) app.use(metricsRoute(metrics.exposition, config.metrics.token));
+  if (dependencies.webDirectory) app.use(webPage(dependencies.webDirectory));
+  app.use(apiDocsRoutes({ config, auth: keys !== undefined, jwt: jwtVerifier !== undefined, webPage: dependencies.webDirectory !== undefined, metrics: metrics !== undefined }));
   // The one route a stream token opens; it is then authenticated, and counted, as its owner.
   if (keys) app.get('/api/chat/:chatId/stream', acceptStreamToken(streamTokens));
   app.use('/api', authenticate(keys, jwtVerifier));
@@ -81,7 +84,8 @@ export function createApp(dependencies: AppDependencies): Express {
   // Limits are per API key (or end user): with auth off there are no keys to count against.
   // One count per key for both APIs (one limiter: express-rate-limit refuses a store shared by two).
   if (keys) app.use(['/api', '/v1'], requestsPerMinute(limits.requests_per_minute, rateLimitStore));
-  app.use(['/api', '/v1'], requireUtf8Charset, express.json({ limit: config.server.body_limit, verify: requireUtf8 }));
+  app.use(requireUtf8Charset);
+  app.use(express.json({ limit: config.server.body_limit, verify: requireUtf8 }));
   app.use(
     chatRoutes(chat, {
       heartbeatMs: config.streaming.heartbeat_seconds * 1000,
@@ -98,12 +102,6 @@ export function createApp(dependencies: AppDependencies): Express {
     openAiRoutes(provider, config, { admitStream, holdTurn: (ownerId) => chat.holdTurn(ownerId), metrics: metrics?.service, readers: metrics?.service }),
     openAiErrorHandler,
   );
-  // Not under /api or /v1, so without the key check: probes, scrapers (the metrics route has its
-  // own token or network rule) and browsers opening the pages have no API key.
-  app.use(healthRoutes(store, provider, cluster));
-  if (metrics) app.use(metricsRoute(metrics.exposition, config.metrics.token));
-  if (dependencies.webDirectory) app.use(webPage(dependencies.webDirectory));
-  app.use(apiDocsRoutes({ config, auth: keys !== undefined, jwt: jwtVerifier !== undefined, webPage: dependencies.webDirectory !== undefined, metrics: metrics !== undefined }));
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;
