@@ -128,7 +128,9 @@ export async function buildService(options: {
   const jwt = config.auth.enabled ? jwtSettings(config) : undefined;
   const jwtVerifier = jwt && createJwtVerifier(jwt);
   if (jwt) logger.info({ issuer: jwt.issuer, audience: jwt.audience, jwksUrl: jwt.jwksUrl }, 'end users\' JWTs are accepted beside API keys');
-  const streamTokens = new StreamTokens({ secret: streamTokenSecret(cluster && redisMode && ((known) => redisMode.sharedSecret(cluster.connection, `${config.cluster.redis_prefix}stream-token-secret`, known))), ttlSeconds: config.auth.stream_token_ttl_seconds });
+  const sharedTokenSecret =
+    cluster && redisMode && ((known?: Buffer) => redisMode.sharedSecret(cluster.connection, `${config.cluster.redis_prefix}stream-token-secret`, known));
+  const streamTokens = new StreamTokens({ secret: streamTokenSecret(sharedTokenSecret), ttlSeconds: config.auth.stream_token_ttl_seconds });
   const app = createApp({
     config,
     logger,

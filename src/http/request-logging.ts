@@ -58,7 +58,7 @@ const isProbe = (request: IncomingMessage) => request.url === '/healthz' || requ
  * Logs each request once when it ends and gives every log line of the request its id, which is
  * echoed in the `X-Request-Id` response header. The closing line is pino-http's (same fields,
  * levels and messages), written here because pino-http made two child loggers per request, one of
- * them with the whole request serialized and redacted for lines this service never writes: about
+ * them with the whole request serialized and redacted for lines this service never writes: 45 to
  * 60 KB of garbage per request.
  */
 export function requestLogging(logger: Logger) {

@@ -7,7 +7,7 @@ type Encoding = { countTokens: typeof o200k.countTokens };
 
 /**
  * Loaded on demand: each encoding's tables take tens of MiB (o200k_base about 55 of RSS, and
- * 0.2 s to load), and a service uses one.
+ * about 0.4 s to load), and a service uses one.
  */
 const ENCODINGS: Record<EncodingName, () => Encoding> = {
   o200k_base: () => require('gpt-tokenizer/encoding/o200k_base') as Encoding,
